@@ -1,0 +1,103 @@
+//! The state one process builds once and every invocation borrows: settings,
+//! the pooled HTTP client, the config source with its caches, and the tenant
+//! registry; plus the tenant pipeline every request goes through.
+
+use std::sync::Arc;
+
+use crate::cache::Counters;
+use crate::config::{standalone_config, ConfigError};
+use crate::host;
+use crate::settings::{Mode, Settings, SettingsError};
+use crate::source::{ConfigSource, Orchestrated, RuntimeConfig, SourceError, Standalone};
+use crate::tenant::{ServicesError, TenantRegistry, TenantServices};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("standalone configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// Why a request's tenant could not be served. Users see only 404 or 503.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TenantError {
+    #[error("invalid host: {0}")]
+    InvalidHost(#[from] host::HostError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Services(#[from] ServicesError),
+}
+
+impl TenantError {
+    /// Invalid hosts and unknown tenants are answered alike (404); the rest is 503.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, TenantError::InvalidHost(_) | TenantError::Source(SourceError::NotFound))
+    }
+}
+
+/// What a handler knows about the request's tenant.
+#[derive(Clone)]
+pub struct TenantContext {
+    pub host: String,
+    pub config: Arc<RuntimeConfig>,
+    pub services: Arc<TenantServices>,
+}
+
+pub struct App {
+    pub settings: Arc<Settings>,
+    pub http: reqwest::Client,
+    pub source: Arc<ConfigSource>,
+    pub tenants: TenantRegistry,
+    pub counters: Arc<Counters>,
+}
+
+impl App {
+    pub fn new(settings: Settings) -> Result<Self, StartupError> {
+        for secret in settings.secret_values() {
+            crate::telemetry::register_secret(secret);
+        }
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(60))
+            .build()?;
+        let counters = Arc::new(Counters::default());
+        let source = match &settings.mode {
+            Mode::Standalone(s) => ConfigSource::Standalone(Standalone::new(
+                s.host.clone(),
+                standalone_config(&s.env)?,
+                s.secrets.clone(),
+            )),
+            Mode::Orchestrated(o) => ConfigSource::Orchestrated(Arc::new(Orchestrated::new(
+                o,
+                &settings.cache,
+                &settings.base_domain,
+                http.clone(),
+                counters.clone(),
+            ))),
+        };
+        let source = Arc::new(source);
+        let tenants = TenantRegistry::new(source.clone(), &settings.cache);
+        Ok(Self {
+            settings: Arc::new(settings),
+            http,
+            source,
+            tenants,
+            counters,
+        })
+    }
+
+    /// The tenant pipeline: host rules, runtime config, service set.
+    pub async fn tenant(&self, raw_host: &str, request_id: &str) -> Result<TenantContext, TenantError> {
+        let host = host::validate(raw_host)?;
+        let config = self.source.runtime_config(&host, request_id).await?;
+        let services = self.tenants.services(&config, request_id).await?;
+        Ok(TenantContext {
+            host,
+            config,
+            services,
+        })
+    }
+}

@@ -1,0 +1,133 @@
+//! One in-flight computation per key: concurrent callers share its result.
+//!
+//! Hand-written because the cache crate's own coalescing (`moka`'s
+//! `try_get_with`) would store the value, while callers here need the result of
+//! one fetch shared without caching failures, and stale-serving decided by the
+//! caller. The work runs in its own task, so a caller that gives up (a dropped
+//! request) does not cancel it for the others.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+
+use futures::future::{BoxFuture, FutureExt, Shared};
+
+type SharedResult<V> = Shared<BoxFuture<'static, Option<V>>>;
+
+pub struct SingleFlight<K, V: Clone> {
+    in_flight: Arc<Mutex<HashMap<K, SharedResult<V>>>>,
+}
+
+impl<K, V: Clone> Default for SingleFlight<K, V> {
+    fn default() -> Self {
+        Self {
+            in_flight: Arc::default(),
+        }
+    }
+}
+
+/// Whether this caller started the work or joined a running one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flight {
+    Leader,
+    Joined,
+}
+
+impl<K, V> SingleFlight<K, V>
+where
+    K: Eq + Hash + Clone + Send + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Runs `work` unless a call for `key` is already running, in which case
+    /// this waits for that one. `None` means the work panicked.
+    pub async fn run<F>(&self, key: K, work: F) -> (Option<V>, Flight)
+    where
+        F: std::future::Future<Output = V> + Send + 'static,
+    {
+        let (shared, flight) = {
+            let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            match map.get(&key) {
+                Some(existing) => (existing.clone(), Flight::Joined),
+                None => {
+                    let in_flight = Arc::clone(&self.in_flight);
+                    let task_key = key.clone();
+                    let handle = tokio::spawn(async move {
+                        let value = work.await;
+                        in_flight
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&task_key);
+                        value
+                    });
+                    let shared = handle.map(Result::ok).boxed().shared();
+                    map.insert(key, shared.clone());
+                    (shared, Flight::Leader)
+                }
+            }
+        };
+        (shared.await, flight)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_call() {
+        let flights: Arc<SingleFlight<&str, u32>> = Arc::default();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let (flights, calls) = (flights.clone(), calls.clone());
+            tasks.push(tokio::spawn(async move {
+                flights
+                    .run("k", async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        7
+                    })
+                    .await
+            }));
+        }
+        let mut leaders = 0;
+        for task in tasks {
+            let (value, flight) = task.await.expect("task");
+            assert_eq!(value, Some(7));
+            leaders += usize::from(flight == Flight::Leader);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(leaders, 1);
+    }
+
+    #[tokio::test]
+    async fn finished_calls_are_not_remembered() {
+        let flights: SingleFlight<&str, Result<u32, String>> = SingleFlight::default();
+        let (first, _) = flights.run("k", async { Err("boom".to_string()) }).await;
+        assert_eq!(first, Some(Err("boom".into())));
+        let (second, flight) = flights.run("k", async { Ok(1) }).await;
+        assert_eq!((second, flight), (Some(Ok(1)), Flight::Leader));
+    }
+
+    #[tokio::test]
+    async fn a_dropped_leader_does_not_cancel_the_work() {
+        let flights: Arc<SingleFlight<&str, u32>> = Arc::default();
+        let leader = {
+            let flights = flights.clone();
+            tokio::spawn(async move {
+                flights
+                    .run("k", async {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        3
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let follower = flights.run("k", async { 99 });
+        leader.abort();
+        assert_eq!(follower.await, (Some(3), Flight::Joined));
+    }
+}

@@ -1,0 +1,179 @@
+//! Logging: tracing with JSON lines in Lambda and human-readable lines locally,
+//! behind a redaction writer that masks secret-shaped strings and the exact
+//! value of every secret this process holds (orchestrator.md §Logging rules).
+//! The redaction is a second line of defence: secrets are never logged on
+//! purpose, and live in `secrecy` types that cannot print themselves.
+
+use std::io::{self, Write};
+use std::sync::{LazyLock, RwLock};
+
+use aho_corasick::AhoCorasick;
+use regex::Regex;
+use secrecy::{ExposeSecret, SecretString};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::EnvFilter;
+
+use crate::secrets::Credential;
+
+const MASK: &str = "***";
+/// Shorter values would mask ordinary words; such secrets are weak anyway.
+const MIN_SECRET_LEN: usize = 4;
+
+static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
+    [
+        (r"(?i)\bbearer\s+[^\s,;]+", "Bearer ***"),
+        (r"/bot[^/\s]+", "/bot***"),
+        (r"\b\d{5,}:[A-Za-z0-9_-]{35}\b", MASK),
+        (r"\bsk-[A-Za-z0-9_-]{8,}", "sk-***"),
+        (r"\bsl\.[A-Za-z0-9_-]{10,}", "sl.***"),
+    ]
+    .into_iter()
+    .map(|(pattern, mask)| (Regex::new(pattern).expect("static pattern"), mask))
+    .collect()
+});
+
+#[derive(Default)]
+struct KnownSecrets {
+    values: Vec<String>,
+    matcher: Option<AhoCorasick>,
+}
+
+static KNOWN: LazyLock<RwLock<KnownSecrets>> = LazyLock::new(RwLock::default);
+
+/// Remembers `secret` so that its exact value is masked in every log line.
+pub fn register_secret(secret: &SecretString) {
+    let value = secret.expose_secret();
+    if value.len() < MIN_SECRET_LEN {
+        return;
+    }
+    let mut known = KNOWN.write().unwrap_or_else(|e| e.into_inner());
+    if known.values.iter().any(|v| v == value) {
+        return;
+    }
+    known.values.push(value.to_string());
+    // Longest first, so a secret that contains another is masked whole.
+    let mut patterns = known.values.clone();
+    patterns.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    known.matcher = AhoCorasick::builder()
+        .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+        .build(&patterns)
+        .ok();
+}
+
+/// Registers a resolved credential's secret (for `Result::inspect`).
+pub fn redact_secret(credential: &Credential) {
+    register_secret(credential.secret());
+}
+
+/// Masks secret-shaped strings and known secret values in `line`.
+pub fn redact(line: &str) -> String {
+    let mut out = {
+        let known = KNOWN.read().unwrap_or_else(|e| e.into_inner());
+        match &known.matcher {
+            Some(matcher) => matcher.replace_all(line, &vec![MASK; known.values.len()]),
+            None => line.to_string(),
+        }
+    };
+    for (pattern, mask) in PATTERNS.iter() {
+        if let std::borrow::Cow::Owned(replaced) = pattern.replace_all(&out, *mask) {
+            out = replaced;
+        }
+    }
+    out
+}
+
+/// A `MakeWriter` whose writers redact each formatted event before writing it.
+#[derive(Clone)]
+pub struct Redacting<M>(pub M);
+
+pub struct RedactingWriter<W>(W);
+
+impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for Redacting<M> {
+    type Writer = RedactingWriter<M::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        RedactingWriter(self.0.make_writer())
+    }
+}
+
+impl<W: Write> Write for RedactingWriter<W> {
+    // The fmt layer writes each event with one `write_all` call, so a buffer
+    // is a whole line and no secret can straddle two calls.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let line = String::from_utf8_lossy(buf);
+        self.0.write_all(redact(&line).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Installs the global subscriber writing to `writer`; `RUST_LOG` filters
+/// (default `info`). Returns false when a subscriber was already installed.
+pub fn init_with<W>(json: bool, writer: W) -> bool
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(Redacting(writer));
+    let installed = if json {
+        builder.json().flatten_event(true).with_current_span(false).try_init()
+    } else {
+        builder.with_ansi(false).try_init()
+    };
+    installed.is_ok()
+}
+
+/// Installs the process's logging on stdout (CloudWatch in Lambda).
+pub fn init(json: bool) {
+    init_with(json, io::stdout);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_secret_shapes() {
+        let cases = [
+            ("auth Bearer abc.def-123 done", "auth Bearer *** done"),
+            ("header authorization: bearer xyz", "header authorization: Bearer ***"),
+            (
+                "POST https://api.telegram.org/bot123456789:AAH-vermont-bot-token-0123456789abcd/sendPhoto",
+                "POST https://api.telegram.org/bot***/sendPhoto",
+            ),
+            ("token 123456789:AAH-vermont-bot-token-0123456789abcd", "token ***"),
+            ("key sk-test-vermont-0123456789abcdef", "key sk-***"),
+            ("dropbox sl.ABCDEFGHIJKLMNOP done", "dropbox sl.*** done"),
+            ("nothing secret here", "nothing secret here"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(redact(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn masks_registered_values_longest_first() {
+        register_secret(&SecretString::from("pass-word-unit-1"));
+        register_secret(&SecretString::from("pass-word-unit-1-longer"));
+        register_secret(&SecretString::from("abc"));
+        assert_eq!(
+            redact("a pass-word-unit-1-longer b pass-word-unit-1 c abc"),
+            "a *** b *** c abc"
+        );
+    }
+
+    #[test]
+    fn writer_redacts_what_it_writes() {
+        register_secret(&SecretString::from("dbx-refresh-unit-test"));
+        let mut out = Vec::new();
+        RedactingWriter(&mut out)
+            .write_all(b"refresh=dbx-refresh-unit-test\n")
+            .expect("write");
+        assert_eq!(String::from_utf8(out).expect("utf8"), "refresh=***\n");
+    }
+}
