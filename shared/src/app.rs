@@ -35,7 +35,10 @@ pub enum TenantError {
 impl TenantError {
     /// Invalid hosts and unknown tenants are answered alike (404); the rest is 503.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, TenantError::InvalidHost(_) | TenantError::Source(SourceError::NotFound))
+        matches!(
+            self,
+            TenantError::InvalidHost(_) | TenantError::Source(SourceError::NotFound)
+        )
     }
 }
 
@@ -90,7 +93,11 @@ impl App {
     }
 
     /// The tenant pipeline: host rules, runtime config, service set.
-    pub async fn tenant(&self, raw_host: &str, request_id: &str) -> Result<TenantContext, TenantError> {
+    pub async fn tenant(
+        &self,
+        raw_host: &str,
+        request_id: &str,
+    ) -> Result<TenantContext, TenantError> {
         let host = host::validate(raw_host)?;
         let config = self.source.runtime_config(&host, request_id).await?;
         let services = self.tenants.services(&config, request_id).await?;

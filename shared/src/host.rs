@@ -181,7 +181,7 @@ mod tests {
     fn label_of_63_and_host_of_253_are_allowed() {
         let label = format!("{}.shibari.photo", "a".repeat(63));
         assert!(validate(&label).is_ok());
-        let host = format!("{}.{}", "a".repeat(63), ["b".repeat(63); 3].join("."));
+        let host = format!("{}.{}", "a".repeat(63), vec!["b".repeat(63); 3].join("."));
         assert_eq!(host.len(), 255);
         assert_eq!(validate(&host[2..]), Ok(host[2..].to_string()));
     }
@@ -196,7 +196,11 @@ mod tests {
             ("notshibari.photo", "notshibari"),
         ];
         for (host, want) in cases {
-            assert_eq!(tenant_of(host, "shibari.photo"), want, "tenant_of({host:?})");
+            assert_eq!(
+                tenant_of(host, "shibari.photo"),
+                want,
+                "tenant_of({host:?})"
+            );
         }
     }
 

@@ -1,13 +1,13 @@
 //! Publisher's shared library: everything the `web`, `publish` and `warmup`
 //! functions have in common, with no Lambda types.
 
-pub mod config;
-pub mod secrets;
-pub mod host;
-pub mod settings;
+pub mod app;
 pub mod cache;
+pub mod config;
+pub mod host;
 pub mod orchestrator;
+pub mod secrets;
+pub mod settings;
 pub mod source;
 pub mod telemetry;
-pub mod app;
 pub mod tenant;

@@ -60,7 +60,11 @@ pub struct OrchestratorClient {
 }
 
 impl OrchestratorClient {
-    pub fn new(settings: &OrchestratorSettings, http: reqwest::Client, counters: Arc<Counters>) -> Self {
+    pub fn new(
+        settings: &OrchestratorSettings,
+        http: reqwest::Client,
+        counters: Arc<Counters>,
+    ) -> Self {
         let tokens = std::iter::once(settings.token.clone())
             .chain(settings.secondary_token.clone())
             .collect();
@@ -78,13 +82,21 @@ impl OrchestratorClient {
 
     /// `Ok(None)` is the orchestrator's 404: unknown host, disabled tenant or
     /// wrong app type, indistinguishable on purpose.
-    pub async fn runtime_by_host(&self, host: &str, request_id: &str) -> Result<Option<Envelope>, OrchestratorError> {
+    pub async fn runtime_by_host(
+        &self,
+        host: &str,
+        request_id: &str,
+    ) -> Result<Option<Envelope>, OrchestratorError> {
         self.counters.incr(Counter::OrchestratorCalls);
         let url = format!("{}/v1/runtime/by-host", self.base_url);
         let mut answer = None;
         if !self.get_only.load(Ordering::Relaxed) {
             let body = serde_json::json!({ "host": host });
-            let post = self.send("runtime_lookup", host, request_id, |c| c.post(&url).json(&body)).await?;
+            let post = self
+                .send("runtime_lookup", host, request_id, |c| {
+                    c.post(&url).json(&body)
+                })
+                .await?;
             if post.0 == StatusCode::METHOD_NOT_ALLOWED {
                 tracing::info!("orchestrator does not accept POST lookups; using GET from now on");
                 self.get_only.store(true, Ordering::Relaxed);
@@ -95,8 +107,10 @@ impl OrchestratorClient {
         let (status, body) = match answer {
             Some(answer) => answer,
             None => {
-                self.send("runtime_lookup", host, request_id, |c| c.get(&url).query(&[("host", host)]))
-                    .await?
+                self.send("runtime_lookup", host, request_id, |c| {
+                    c.get(&url).query(&[("host", host)])
+                })
+                .await?
             }
         };
         match status {
@@ -128,7 +142,9 @@ impl OrchestratorClient {
             StatusCode::OK => {
                 let payload: CredentialPayload =
                     serde_json::from_slice(&bytes).map_err(|_| CredentialErrorKind::Unavailable)?;
-                return payload.into_credential(role).inspect(crate::telemetry::redact_secret);
+                return payload
+                    .into_credential(role)
+                    .inspect(crate::telemetry::redact_secret);
             }
             StatusCode::NOT_FOUND => CredentialErrorKind::NotFound,
             _ => CredentialErrorKind::Unavailable,
@@ -153,7 +169,10 @@ impl OrchestratorClient {
         let outcome = loop {
             attempts += 1;
             let request = build(&self.http)
-                .header(AUTHORIZATION, format!("Bearer {}", self.tokens[token].expose_secret()))
+                .header(
+                    AUTHORIZATION,
+                    format!("Bearer {}", self.tokens[token].expose_secret()),
+                )
                 .header("X-Request-Id", request_id)
                 .timeout(self.timeout);
             let failure = match request.send().await {
@@ -187,12 +206,20 @@ impl OrchestratorClient {
         };
         if rotated && outcome.is_ok() {
             self.active_token.store(token, Ordering::Relaxed);
-            tracing::warn!(call, "orchestrator accepted the other service token; using it from now on");
+            tracing::warn!(
+                call,
+                "orchestrator accepted the other service token; using it from now on"
+            );
         }
         let latency_ms = started.elapsed().as_millis() as u64;
         match &outcome {
             Ok((status, _)) => tracing::debug!(
-                call, request_id, subject, http_status = status.as_u16(), latency_ms, attempts,
+                call,
+                request_id,
+                subject,
+                http_status = status.as_u16(),
+                latency_ms,
+                attempts,
                 "orchestrator call"
             ),
             Err(error) => tracing::warn!(
@@ -219,7 +246,13 @@ fn transport_reason(error: &reqwest::Error) -> String {
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds: u64 = headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    let seconds: u64 = headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     Some(Duration::from_secs(seconds))
 }
 
@@ -258,8 +291,14 @@ mod tests {
 
     #[test]
     fn credential_kinds_follow_the_error() {
-        assert_eq!(OrchestratorError::NotFound.credential_kind(), CredentialErrorKind::NotFound);
-        assert_eq!(OrchestratorError::Forbidden.credential_kind(), CredentialErrorKind::Unauthorized);
+        assert_eq!(
+            OrchestratorError::NotFound.credential_kind(),
+            CredentialErrorKind::NotFound
+        );
+        assert_eq!(
+            OrchestratorError::Forbidden.credential_kind(),
+            CredentialErrorKind::Unauthorized
+        );
         assert_eq!(
             OrchestratorError::Unavailable("x".into()).credential_kind(),
             CredentialErrorKind::Unavailable

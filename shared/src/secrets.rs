@@ -193,11 +193,17 @@ mod tests {
         }
         let cases = [
             (Role::Openai, r#"{"provider":"openai","api_key":"sk-x"}"#),
-            (Role::Telegram, r#"{"provider":"telegram","bot_token":"1:x"}"#),
+            (
+                Role::Telegram,
+                r#"{"provider":"telegram","bot_token":"1:x"}"#,
+            ),
             (Role::Smtp, r#"{"provider":"smtp","password":"pw"}"#),
         ];
         for (role, json) in cases {
-            assert_eq!(payload(json).into_credential(role).unwrap().provider(), role.provider());
+            assert_eq!(
+                payload(json).into_credential(role).unwrap().provider(),
+                role.provider()
+            );
         }
     }
 

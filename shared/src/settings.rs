@@ -35,7 +35,7 @@ pub enum SettingsError {
 #[derive(Debug, Clone)]
 pub enum Mode {
     /// One tenant, configured by the environment.
-    Standalone(StandaloneSettings),
+    Standalone(Box<StandaloneSettings>),
     /// Every tenant, configured by the orchestrator.
     Orchestrated(OrchestratorSettings),
 }
@@ -182,7 +182,7 @@ impl Settings {
             Some(url) if env.string("CONFIG_SOURCE").as_deref() != Some("env") => {
                 Mode::Orchestrated(orchestrator_settings(&env, url)?)
             }
-            _ => Mode::Standalone(standalone_settings(&env)?),
+            _ => Mode::Standalone(Box::new(standalone_settings(&env)?)),
         };
         let in_lambda = env.string("AWS_LAMBDA_FUNCTION_NAME").is_some();
         let log_format_json = match env.string("LOG_FORMAT").as_deref() {
@@ -223,11 +223,18 @@ impl Settings {
     pub fn secret_values(&self) -> Vec<&SecretString> {
         let mut out: Vec<&SecretString> = Vec::new();
         match &self.mode {
-            Mode::Orchestrated(o) => out.extend(std::iter::once(&o.token).chain(&o.secondary_token)),
+            Mode::Orchestrated(o) => {
+                out.extend(std::iter::once(&o.token).chain(&o.secondary_token))
+            }
             Mode::Standalone(s) => out.extend(s.secrets.values()),
         }
         let web = &self.web;
-        out.extend(web.admin_password.iter().chain(&web.session_secret).chain(&web.auth_token));
+        out.extend(
+            web.admin_password
+                .iter()
+                .chain(&web.session_secret)
+                .chain(&web.auth_token),
+        );
         out.extend(web.auth_basic.iter().map(|(_, pass)| pass));
         out.extend(web.auth0.iter().map(|a| &a.client_secret));
         out.extend(&self.services.dropbox_app_secret);
@@ -236,10 +243,12 @@ impl Settings {
 }
 
 fn orchestrator_settings(env: &Env, url: String) -> Result<OrchestratorSettings, SettingsError> {
-    let token = env.secret("ORCHESTRATOR_SERVICE_TOKEN").ok_or(SettingsError::Missing {
-        var: "ORCHESTRATOR_SERVICE_TOKEN",
-        context: " when ORCHESTRATOR_BASE_URL is set".into(),
-    })?;
+    let token = env
+        .secret("ORCHESTRATOR_SERVICE_TOKEN")
+        .ok_or(SettingsError::Missing {
+            var: "ORCHESTRATOR_SERVICE_TOKEN",
+            context: " when ORCHESTRATOR_BASE_URL is set".into(),
+        })?;
     let max_attempts: u32 = env.number("ORCHESTRATOR_MAX_ATTEMPTS", 3)?;
     let timeout: u64 = env.number("ORCHESTRATOR_TIMEOUT_SECONDS", 5)?;
     Ok(OrchestratorSettings {
@@ -281,7 +290,9 @@ fn standalone_settings(env: &Env) -> Result<StandaloneSettings, SettingsError> {
         .collect();
     let secrets_present: BTreeSet<&'static str> = secrets.keys().copied().collect();
     Ok(StandaloneSettings {
-        host: env.string("STANDALONE_HOST").map(|h| crate::host::normalize(&h)),
+        host: env
+            .string("STANDALONE_HOST")
+            .map(|h| crate::host::normalize(&h)),
         env: StandaloneEnv {
             storage_provider_local_dir: local_dir,
             storage_paths: env.json("STORAGE_PATHS")?,
@@ -366,7 +377,8 @@ fn web_settings(env: &Env) -> Result<WebSettings, SettingsError> {
 }
 
 fn auth0_settings(env: &Env) -> Result<Option<Auth0Settings>, SettingsError> {
-    let (Some(domain), Some(client_id)) = (env.string("AUTH0_DOMAIN"), env.string("AUTH0_CLIENT_ID"))
+    let (Some(domain), Some(client_id)) =
+        (env.string("AUTH0_DOMAIN"), env.string("AUTH0_CLIENT_ID"))
     else {
         return Ok(None);
     };
@@ -407,7 +419,9 @@ impl Env<'_> {
     }
 
     fn secret(&self, var: &str) -> Option<SecretString> {
-        (self.0)(var).filter(|v| !v.is_empty()).map(SecretString::from)
+        (self.0)(var)
+            .filter(|v| !v.is_empty())
+            .map(SecretString::from)
     }
 
     fn url(&self, var: &str, default: &str) -> String {
@@ -440,10 +454,16 @@ impl Env<'_> {
         }
     }
 
-    fn number<T: std::str::FromStr>(&self, var: &'static str, default: T) -> Result<T, SettingsError> {
+    fn number<T: std::str::FromStr>(
+        &self,
+        var: &'static str,
+        default: T,
+    ) -> Result<T, SettingsError> {
         match self.string(var) {
             None => Ok(default),
-            Some(value) => value.parse().map_err(|_| SettingsError::BadNumber { var, value }),
+            Some(value) => value
+                .parse()
+                .map_err(|_| SettingsError::BadNumber { var, value }),
         }
     }
 
@@ -505,7 +525,10 @@ mod tests {
     #[test]
     fn url_without_token_names_the_variable() {
         let err = settings(&[("ORCHESTRATOR_BASE_URL", "https://orch.example")]).unwrap_err();
-        assert!(err.to_string().contains("ORCHESTRATOR_SERVICE_TOKEN"), "{err}");
+        assert!(
+            err.to_string().contains("ORCHESTRATOR_SERVICE_TOKEN"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -523,7 +546,10 @@ mod tests {
         };
         assert_eq!(o.base_url, "https://orch.example");
         assert_eq!(o.token.expose_secret(), "tok-1");
-        assert_eq!(o.secondary_token.as_ref().map(|t| t.expose_secret()), Some("tok-2"));
+        assert_eq!(
+            o.secondary_token.as_ref().map(|t| t.expose_secret()),
+            Some("tok-2")
+        );
         assert!(!o.prefer_post);
         assert_eq!(o.timeout, Duration::from_secs(2));
         assert_eq!(o.max_attempts, 3);
@@ -541,7 +567,14 @@ mod tests {
 
     #[test]
     fn booleans_accept_the_documented_words_and_name_bad_values() {
-        for (word, want) in [("1", true), (" YES ", true), ("On", true), ("0", false), ("no", false), ("OFF", false)] {
+        for (word, want) in [
+            ("1", true),
+            (" YES ", true),
+            ("On", true),
+            ("0", false),
+            ("no", false),
+            ("OFF", false),
+        ] {
             let s = settings(&[("WEB_DEBUG", word)]).expect("valid boolean");
             assert_eq!(s.web.debug, want, "{word:?}");
         }
@@ -553,46 +586,68 @@ mod tests {
                 value: "maybe".into()
             }
         );
-        assert!(err.to_string().contains("WEB_SECURE_COOKIES") && err.to_string().contains("maybe"));
+        assert!(
+            err.to_string().contains("WEB_SECURE_COOKIES") && err.to_string().contains("maybe")
+        );
     }
 
     #[test]
     fn bad_json_names_the_variable_and_position_not_the_value() {
-        let err = settings(&[("STORAGE_PATHS", "{\"root\": \"/x\",\n \"keep\": sekrit}")]).unwrap_err();
-        let SettingsError::BadJson { var, line, column, .. } = &err else {
+        let err =
+            settings(&[("STORAGE_PATHS", "{\"root\": \"/x\",\n \"keep\": sekrit}")]).unwrap_err();
+        let SettingsError::BadJson {
+            var, line, column, ..
+        } = &err
+        else {
             panic!("expected BadJson, got {err:?}")
         };
-        assert_eq!((*var, *line, *column), ("STORAGE_PATHS", 2, 11));
+        assert_eq!((*var, *line, *column), ("STORAGE_PATHS", 2, 10));
         assert!(!err.to_string().contains("sekrit"), "{err}");
     }
 
     #[test]
     fn bad_numbers_are_named() {
         let err = settings(&[("RUNTIME_CONFIG_MAX_STALE_SECONDS", "-5")]).unwrap_err();
-        assert!(err.to_string().contains("RUNTIME_CONFIG_MAX_STALE_SECONDS"), "{err}");
+        assert!(
+            err.to_string().contains("RUNTIME_CONFIG_MAX_STALE_SECONDS"),
+            "{err}"
+        );
     }
 
     #[test]
     fn admin_login_needs_a_long_session_secret() {
         let err = settings(&[("WEB_ADMIN_PASSWORD", "pw")]).unwrap_err();
         assert!(err.to_string().contains("WEB_SESSION_SECRET"), "{err}");
-        let err = settings(&[("WEB_ADMIN_PASSWORD", "pw"), ("WEB_SESSION_SECRET", "short")]).unwrap_err();
+        let err = settings(&[
+            ("WEB_ADMIN_PASSWORD", "pw"),
+            ("WEB_SESSION_SECRET", "short"),
+        ])
+        .unwrap_err();
         assert!(err.to_string().contains("32 bytes"), "{err}");
-        let debug = settings(&[("WEB_ADMIN_PASSWORD", "pw"), ("WEB_DEBUG", "true")]).expect("debug");
+        let debug =
+            settings(&[("WEB_ADMIN_PASSWORD", "pw"), ("WEB_DEBUG", "true")]).expect("debug");
         assert_eq!(debug.web.auth_mode(), AuthMode::Password);
-        let ok = settings(&[("web_admin_pw", "pw"), ("WEB_SESSION_SECRET", &"k".repeat(32))]).expect("ok");
+        let ok = settings(&[
+            ("web_admin_pw", "pw"),
+            ("WEB_SESSION_SECRET", &"k".repeat(32)),
+        ])
+        .expect("ok");
         assert_eq!(ok.web.auth_mode(), AuthMode::Password);
     }
 
     #[test]
     fn auth0_requires_its_companions() {
-        let err = settings(&[("AUTH0_DOMAIN", "x.auth0.com"), ("AUTH0_CLIENT_ID", "cid")]).unwrap_err();
+        let err =
+            settings(&[("AUTH0_DOMAIN", "x.auth0.com"), ("AUTH0_CLIENT_ID", "cid")]).unwrap_err();
         assert!(err.to_string().contains("AUTH0_CLIENT_SECRET"), "{err}");
         let s = settings(&[
             ("AUTH0_DOMAIN", "x.auth0.com"),
             ("AUTH0_CLIENT_ID", "cid"),
             ("AUTH0_CLIENT_SECRET", "cs"),
-            ("AUTH0_CALLBACK_URL", "https://t.shibari.photo/auth/callback"),
+            (
+                "AUTH0_CALLBACK_URL",
+                "https://t.shibari.photo/auth/callback",
+            ),
             ("ADMIN_LOGIN_EMAILS", "A@x.com, b@y.com"),
             ("WEB_SESSION_SECRET", &"k".repeat(40)),
         ])
@@ -618,7 +673,10 @@ mod tests {
             panic!("expected standalone")
         };
         assert_eq!(st.host.as_deref(), Some("me.shibari.photo"));
-        assert_eq!(st.env.storage_provider_local_dir, Some(PathBuf::from("/tmp/photos")));
+        assert_eq!(
+            st.env.storage_provider_local_dir,
+            Some(PathBuf::from("/tmp/photos"))
+        );
         assert!(!st.env.feature_publish && st.env.feature_keep_curate);
         assert!(st.env.secrets_present.contains("OPENAI_API_KEY"));
         assert_eq!(st.secrets["OPENAI_API_KEY"].expose_secret(), "sk-abc");

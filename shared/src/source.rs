@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime};
 use secrecy::SecretString;
 
 use crate::cache::{
-    Counter, Counters, CredentialCache, CredentialKey, Flight, RuntimeCache, RuntimeEntry, SingleFlight,
+    Counter, Counters, CredentialCache, CredentialKey, Flight, RuntimeCache, RuntimeEntry,
+    SingleFlight,
 };
 use crate::config::{parse_envelope, ConfigError, TenantConfig};
 use crate::orchestrator::{Envelope, OrchestratorClient};
@@ -116,7 +117,10 @@ impl Orchestrated {
             client: OrchestratorClient::new(settings, http, counters.clone()),
             runtime: RuntimeCache::new(cache.runtime_max_size, cache.max_stale, cache.negative_ttl),
             runtime_flights: SingleFlight::default(),
-            credentials: CredentialCache::new(cache.credential_cache_enabled, cache.credential_max_size),
+            credentials: CredentialCache::new(
+                cache.credential_cache_enabled,
+                cache.credential_max_size,
+            ),
             credential_flights: SingleFlight::default(),
             cache: cache.clone(),
             base_domain: base_domain.to_string(),
@@ -124,7 +128,11 @@ impl Orchestrated {
         }
     }
 
-    async fn runtime_config(self: &Arc<Self>, host: &str, request_id: &str) -> Result<Arc<RuntimeConfig>, SourceError> {
+    async fn runtime_config(
+        self: &Arc<Self>,
+        host: &str,
+        request_id: &str,
+    ) -> Result<Arc<RuntimeConfig>, SourceError> {
         let now = SystemTime::now();
         let stale = match self.runtime.get(host) {
             Some(RuntimeEntry::NotFound) => {
@@ -143,11 +151,15 @@ impl Orchestrated {
         let (owned_host, owned_id) = (host.to_string(), request_id.to_string());
         let (result, _) = self
             .runtime_flights
-            .run(host.to_string(), async move { this.fetch_runtime(&owned_host, &owned_id).await })
+            .run(host.to_string(), async move {
+                this.fetch_runtime(&owned_host, &owned_id).await
+            })
             .await;
         match result.unwrap_or(Err(SourceError::Unavailable)) {
             Err(SourceError::Unavailable) => match stale {
-                Some(config) if config.within_max_stale(SystemTime::now(), self.cache.max_stale) => {
+                Some(config)
+                    if config.within_max_stale(SystemTime::now(), self.cache.max_stale) =>
+                {
                     self.counters.incr(Counter::RuntimeStaleServe);
                     tracing::warn!(
                         request_id,
@@ -163,7 +175,11 @@ impl Orchestrated {
         }
     }
 
-    async fn fetch_runtime(&self, host: &str, request_id: &str) -> Result<Arc<RuntimeConfig>, SourceError> {
+    async fn fetch_runtime(
+        &self,
+        host: &str,
+        request_id: &str,
+    ) -> Result<Arc<RuntimeConfig>, SourceError> {
         let fetched = self
             .client
             .runtime_by_host(host, request_id)
@@ -171,7 +187,9 @@ impl Orchestrated {
             .map_err(|_| SourceError::Unavailable)?;
         let parsed = match fetched {
             Some(envelope) => parse_envelope(&envelope)
-                .inspect_err(|e| tracing::error!(request_id, host, error = %e, "unusable runtime config"))?
+                .inspect_err(
+                    |e| tracing::error!(request_id, host, error = %e, "unusable runtime config"),
+                )?
                 .map(|parsed| (parsed, envelope)),
             None => None,
         };
@@ -193,7 +211,8 @@ impl Orchestrated {
             fetched_at,
             fresh_until: fetched_at + ttl,
         });
-        self.runtime.insert(host, RuntimeEntry::Found(config.clone()));
+        self.runtime
+            .insert(host, RuntimeEntry::Found(config.clone()));
         Ok(config)
     }
 
@@ -220,7 +239,11 @@ impl Orchestrated {
         }
         self.counters.incr(Counter::CredentialMiss);
         let this = Arc::clone(self);
-        let (host_tenant, owned_id, ttl) = (config.host_tenant.clone(), request_id.to_string(), config.ttl);
+        let (host_tenant, owned_id, ttl) = (
+            config.host_tenant.clone(),
+            request_id.to_string(),
+            config.ttl,
+        );
         let flight_key = key.clone();
         let (result, flight) = self
             .credential_flights
@@ -253,7 +276,11 @@ impl Orchestrated {
 
 impl ConfigSource {
     /// The configuration of a validated, normalized host.
-    pub async fn runtime_config(&self, host: &str, request_id: &str) -> Result<Arc<RuntimeConfig>, SourceError> {
+    pub async fn runtime_config(
+        &self,
+        host: &str,
+        request_id: &str,
+    ) -> Result<Arc<RuntimeConfig>, SourceError> {
         match self {
             ConfigSource::Standalone(s) => match &s.host {
                 Some(only) if only != host => Err(SourceError::NotFound),
@@ -272,8 +299,14 @@ impl ConfigSource {
     ) -> Result<Arc<Credential>, CredentialErrorKind> {
         match self {
             ConfigSource::Standalone(s) => {
-                let name = config.config.credential_ref(role).ok_or(CredentialErrorKind::NotFound)?;
-                let secret = s.secrets.get(name.expose()).ok_or(CredentialErrorKind::NotFound)?;
+                let name = config
+                    .config
+                    .credential_ref(role)
+                    .ok_or(CredentialErrorKind::NotFound)?;
+                let secret = s
+                    .secrets
+                    .get(name.expose())
+                    .ok_or(CredentialErrorKind::NotFound)?;
                 Ok(Arc::new(credential_for(role, secret.clone())))
             }
             ConfigSource::Orchestrated(o) => o.credential(config, role, request_id).await,

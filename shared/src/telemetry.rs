@@ -23,7 +23,8 @@ static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
     [
         (r"(?i)\bbearer\s+[^\s,;]+", "Bearer ***"),
         (r"/bot[^/\s]+", "/bot***"),
-        (r"\b\d{5,}:[A-Za-z0-9_-]{35}\b", MASK),
+        // Telegram bot tokens: 35 characters after the colon, more in some samples.
+        (r"\b\d{5,}:[A-Za-z0-9_-]{30,}", MASK),
         (r"\bsk-[A-Za-z0-9_-]{8,}", "sk-***"),
         (r"\bsl\.[A-Za-z0-9_-]{10,}", "sl.***"),
     ]
@@ -121,7 +122,11 @@ where
         .with_env_filter(filter)
         .with_writer(Redacting(writer));
     let installed = if json {
-        builder.json().flatten_event(true).with_current_span(false).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init()
     } else {
         builder.with_ansi(false).try_init()
     };

@@ -117,7 +117,11 @@ impl TenantRegistry {
             }
             Err(error) if !error.kind.is_rejection() => match existing {
                 // An outage must not take down a tenant that was working.
-                Some(set) if set.config.within_max_stale(SystemTime::now(), self.max_stale) => {
+                Some(set)
+                    if set
+                        .config
+                        .within_max_stale(SystemTime::now(), self.max_stale) =>
+                {
                     tracing::warn!(request_id, tenant = %config.tenant, %error, "keeping the existing services through an outage");
                     Ok(set)
                 }

@@ -23,7 +23,10 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 pub fn router(app: Arc<App>) -> Router {
     let tenant_routes = routes::tenant_routes()
         .fallback(responses::unknown_route)
-        .layer(middleware::from_fn_with_state(app.clone(), tenant_layer::resolve_tenant));
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            tenant_layer::resolve_tenant,
+        ));
     routes::health_routes()
         .merge(tenant_routes)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))

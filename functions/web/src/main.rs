@@ -43,5 +43,9 @@ async fn main() -> ExitCode {
 async fn serve_locally(router: axum::Router, port: u16) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
     tracing::info!(address = %listener.local_addr()?, "web listening");
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
 }

@@ -44,7 +44,14 @@ mod tests {
         for ok in ["a", "req-1.2_3:4", &"x".repeat(128)] {
             assert!(is_valid(ok), "{ok}");
         }
-        for bad in ["", "has space", "semi;colon", "ünï", &"x".repeat(129), "new\nline"] {
+        for bad in [
+            "",
+            "has space",
+            "semi;colon",
+            "ünï",
+            &"x".repeat(129),
+            "new\nline",
+        ] {
             assert!(!is_valid(bad), "{bad:?}");
         }
     }

@@ -11,7 +11,11 @@ pub fn not_found() -> Response {
 }
 
 pub fn unavailable() -> Response {
-    (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "Service unavailable"}))).into_response()
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"error": "Service unavailable"})),
+    )
+        .into_response()
 }
 
 pub fn detail(status: StatusCode, message: &str) -> Response {

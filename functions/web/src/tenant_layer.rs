@@ -10,7 +10,11 @@ use publisher::app::App;
 
 use crate::{responses, RequestId};
 
-pub async fn resolve_tenant(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
+pub async fn resolve_tenant(
+    State(app): State<Arc<App>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let request_id = request
         .extensions()
         .get::<RequestId>()
@@ -19,7 +23,11 @@ pub async fn resolve_tenant(State(app): State<Arc<App>>, mut request: Request, n
     // HTTP/2 and some proxies carry the host in the URI authority only.
     let raw_host = match request.headers().get(HOST) {
         Some(value) => value.to_str().unwrap_or("").to_string(),
-        None => request.uri().authority().map(|a| a.to_string()).unwrap_or_default(),
+        None => request
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
     };
     match app.tenant(&raw_host, &request_id).await {
         Ok(context) => {

@@ -61,7 +61,10 @@ impl Counters {
     }
 
     pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
-        Counter::ALL.iter().map(|&c| (c.name(), self.get(c))).collect()
+        Counter::ALL
+            .iter()
+            .map(|&c| (c.name(), self.get(c)))
+            .collect()
     }
 }
 

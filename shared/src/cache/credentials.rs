@@ -29,7 +29,12 @@ struct Entry {
 struct EntryTtl;
 
 impl Expiry<CredentialKey, Entry> for EntryTtl {
-    fn expire_after_create(&self, _key: &CredentialKey, entry: &Entry, _now: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _key: &CredentialKey,
+        entry: &Entry,
+        _now: Instant,
+    ) -> Option<Duration> {
         Some(entry.ttl)
     }
 }
@@ -39,7 +44,12 @@ pub struct CredentialCache(Option<Cache<CredentialKey, Entry>>);
 impl CredentialCache {
     /// `enabled: false` caches nothing (`CREDENTIAL_CACHE_ENABLED`).
     pub fn new(enabled: bool, max_size: u64) -> Self {
-        Self(enabled.then(|| Cache::builder().max_capacity(max_size).expire_after(EntryTtl).build()))
+        Self(enabled.then(|| {
+            Cache::builder()
+                .max_capacity(max_size)
+                .expire_after(EntryTtl)
+                .build()
+        }))
     }
 
     pub fn get(&self, key: &CredentialKey) -> Option<Arc<Credential>> {

@@ -21,7 +21,12 @@ struct RuntimeExpiry {
 }
 
 impl Expiry<String, RuntimeEntry> for RuntimeExpiry {
-    fn expire_after_create(&self, _host: &String, entry: &RuntimeEntry, _now: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _host: &String,
+        entry: &RuntimeEntry,
+        _now: Instant,
+    ) -> Option<Duration> {
         Some(match entry {
             RuntimeEntry::Found(config) => config
                 .fresh_until

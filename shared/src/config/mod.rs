@@ -49,7 +49,11 @@ impl TenantConfig {
         match role {
             Role::Storage => self.storage.credentials_ref.as_ref(),
             Role::Openai => self.ai.as_ref().map(|ai| &ai.credentials_ref),
-            Role::Telegram => self.publishers.telegram.as_ref().map(|t| &t.credentials_ref),
+            Role::Telegram => self
+                .publishers
+                .telegram
+                .as_ref()
+                .map(|t| &t.credentials_ref),
             Role::Smtp => self
                 .publishers
                 .fetlife
@@ -78,7 +82,9 @@ pub struct Features {
 pub enum StorageProvider {
     Dropbox,
     /// A local directory standing for the storage root `/` (standalone only).
-    Local { dir: std::path::PathBuf },
+    Local {
+        dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

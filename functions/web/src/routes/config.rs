@@ -5,7 +5,10 @@ use axum::{Extension, Json};
 use publisher::app::{App, TenantContext};
 use serde_json::{json, Value};
 
-pub async fn features(State(app): State<Arc<App>>, Extension(tenant): Extension<TenantContext>) -> Json<Value> {
+pub async fn features(
+    State(app): State<Arc<App>>,
+    Extension(tenant): Extension<TenantContext>,
+) -> Json<Value> {
     let config = &tenant.config.config;
     let f = &config.features;
     Json(json!({

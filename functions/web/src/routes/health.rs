@@ -13,7 +13,10 @@ pub async fn live() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-pub async fn ready(State(app): State<Arc<App>>, Extension(request_id): Extension<RequestId>) -> Response {
+pub async fn ready(
+    State(app): State<Arc<App>>,
+    Extension(request_id): Extension<RequestId>,
+) -> Response {
     let mode = app.source.mode();
     if !app.source.ready(&request_id.0).await {
         let body = json!({"status": "not_ready", "reason": "orchestrator_unavailable"});
