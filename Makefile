@@ -2,10 +2,15 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
+# Python tools the tests use (moto's DynamoDB, aiosmtpd, cargo-lambda, cfn-lint),
+# installed once into a project virtualenv.
+VENV ?= $(CURDIR)/.venv
+PY_TOOLS := moto[server] aiosmtpd cargo-lambda cfn-lint
+
 # Local standalone run over a scratch folder.
 RUN_DIR ?= $(CURDIR)/target/run-photos
 
-.PHONY: run test lint unit bench
+.PHONY: run test lint unit bench venv
 
 run:
 	mkdir -p "$(RUN_DIR)"
@@ -13,7 +18,15 @@ run:
 	STORAGE_PATHS='{"root": "/"}' AUTO_VIEW=true \
 	$(CARGO) run -p web
 
-test: lint unit
+test: lint venv unit
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed:
+	python3 -m venv "$(VENV)"
+	"$(VENV)/bin/pip" install --quiet --upgrade pip
+	"$(VENV)/bin/pip" install --quiet $(foreach t,$(PY_TOOLS),'$(t)')
+	touch "$@"
 
 lint:
 	$(CARGO) fmt --all -- --check

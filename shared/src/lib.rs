@@ -4,10 +4,13 @@
 pub mod app;
 pub mod cache;
 pub mod config;
+pub mod dynamo;
 pub mod host;
 pub mod orchestrator;
 pub mod secrets;
 pub mod settings;
+pub mod sidecar;
 pub mod source;
+pub mod storage;
 pub mod telemetry;
 pub mod tenant;

@@ -1,2 +1,3 @@
 pub mod fake_orchestrator;
 pub mod harness;
+pub mod moto;

@@ -1,0 +1,149 @@
+//! A real DynamoDB API for tests: moto's server from the project's virtualenv
+//! (`make venv`), on an ephemeral loopback port, stopped by its PID on drop.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
+};
+use publisher::dynamo::Table;
+
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+/// The virtualenv `make venv` creates (override with `PUBLISHER_VENV`).
+pub fn venv_bin(program: &str) -> PathBuf {
+    let venv = std::env::var_os("PUBLISHER_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv")));
+    venv.join("bin").join(program)
+}
+
+/// A free loopback port (the listener is closed before the port is used).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Moto {
+    pub async fn start() -> Moto {
+        let port = free_port();
+        let child = Command::new(venv_bin("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server from the virtualenv (run `make venv`)");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let moto = Moto { child, endpoint };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let http = reqwest::Client::new();
+        while http
+            .get(format!("{}/moto-api/", moto.endpoint))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "moto_server did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        moto
+    }
+
+    /// Environment for the AWS chain: endpoint, region, dummy credentials.
+    pub fn aws_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL_DYNAMODB", self.endpoint.clone()),
+            ("AWS_REGION", "eu-central-1".into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ]
+    }
+
+    /// A client for `name` on this server, without touching the process env.
+    pub async fn table(&self, name: &str) -> Table {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_sdk_dynamodb::config::Region::new("eu-central-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "testing", "testing", None, None, "moto",
+            ))
+            .build();
+        Table {
+            client: aws_sdk_dynamodb::Client::from_conf(config),
+            name: name.to_string(),
+        }
+    }
+
+    /// Creates the table as template.yaml does: `pk`/`sk` strings, on-demand,
+    /// TTL on `expires_at`.
+    pub async fn create_table(&self, name: &str) -> Table {
+        let table = self.table(name).await;
+        let key = |name: &str, kind| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .expect("key")
+        };
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attribute")
+        };
+        table
+            .client
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key("pk", KeyType::Hash))
+            .key_schema(key("sk", KeyType::Range))
+            .attribute_definitions(attr("pk"))
+            .attribute_definitions(attr("sk"))
+            .send()
+            .await
+            .expect("create table");
+        table
+            .client
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name("expires_at")
+                    .build()
+                    .expect("ttl"),
+            )
+            .send()
+            .await
+            .expect("enable ttl");
+        table
+    }
+
+    /// Clears every table and item (`POST /moto-api/reset`).
+    pub async fn reset(&self) {
+        reqwest::Client::new()
+            .post(format!("{}/moto-api/reset", self.endpoint))
+            .send()
+            .await
+            .expect("moto reset");
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
