@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::cache::Counters;
 use crate::config::{standalone_config, ConfigError};
+use crate::dynamo::Table;
 use crate::host;
 use crate::settings::{Mode, Settings, SettingsError};
 use crate::source::{ConfigSource, Orchestrated, RuntimeConfig, SourceError, Standalone};
@@ -56,10 +57,29 @@ pub struct App {
     pub source: Arc<ConfigSource>,
     pub tenants: TenantRegistry,
     pub counters: Arc<Counters>,
+    /// The shared table (`PUBLISHER_TABLE`), when connected.
+    pub table: Option<Table>,
 }
 
 impl App {
+    /// The process state, connected to `PUBLISHER_TABLE` when it is set:
+    /// what the functions' `main` builds.
+    pub async fn start(settings: Settings) -> Result<Self, StartupError> {
+        let table = match &settings.publisher_table {
+            Some(name) => Some(Table::connect(name).await),
+            None => None,
+        };
+        Self::with_table(settings, table)
+    }
+
+    /// The process state without any table: memory-only caches and state,
+    /// whatever `PUBLISHER_TABLE` says.
     pub fn new(settings: Settings) -> Result<Self, StartupError> {
+        Self::with_table(settings, None)
+    }
+
+    /// The process state on `table` (none: memory only).
+    pub fn with_table(settings: Settings, table: Option<Table>) -> Result<Self, StartupError> {
         for secret in settings.secret_values() {
             crate::telemetry::register_secret(secret);
         }
@@ -73,22 +93,29 @@ impl App {
                 standalone_config(&s.env)?,
                 s.secrets.clone(),
             )),
-            Mode::Orchestrated(o) => ConfigSource::Orchestrated(Arc::new(Orchestrated::new(
-                o,
-                &settings.cache,
-                &settings.base_domain,
-                http.clone(),
-                counters.clone(),
-            ))),
+            Mode::Orchestrated(o) => {
+                let orchestrated = Orchestrated::new(
+                    o,
+                    &settings.cache,
+                    &settings.base_domain,
+                    http.clone(),
+                    counters.clone(),
+                );
+                ConfigSource::Orchestrated(Arc::new(match &table {
+                    Some(table) => orchestrated.with_table(table.clone()),
+                    None => orchestrated,
+                }))
+            }
         };
         let source = Arc::new(source);
-        let tenants = TenantRegistry::new(source.clone(), &settings.cache);
+        let tenants = TenantRegistry::new(source.clone(), &settings, http.clone());
         Ok(Self {
             settings: Arc::new(settings),
             http,
             source,
             tenants,
             counters,
+            table,
         })
     }
 

@@ -21,8 +21,9 @@ const MIN_SECRET_LEN: usize = 4;
 
 static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
     [
-        (r"(?i)\bbearer\s+[^\s,;]+", "Bearer ***"),
-        (r"/bot[^/\s]+", "/bot***"),
+        // Stops before quotes so a JSON log line stays valid JSON.
+        (r#"(?i)\bbearer\s+[^\s,;"'\\]+"#, "Bearer ***"),
+        (r#"/bot\d+:[^/\s"'\\]+"#, "/bot***"),
         // Telegram bot tokens: 35 characters after the colon, more in some samples.
         (r"\b\d{5,}:[A-Za-z0-9_-]{30,}", MASK),
         (r"\bsk-[A-Za-z0-9_-]{8,}", "sk-***"),
@@ -155,6 +156,8 @@ mod tests {
             ("key sk-test-vermont-0123456789abcdef", "key sk-***"),
             ("dropbox sl.ABCDEFGHIJKLMNOP done", "dropbox sl.*** done"),
             ("nothing secret here", "nothing secret here"),
+            ("see /bottom of page", "see /bottom of page"),
+            (r#"{"h":"Bearer abc","n":1}"#, r#"{"h":"Bearer ***","n":1}"#),
         ];
         for (input, want) in cases {
             assert_eq!(redact(input), want, "{input}");

@@ -1,7 +1,7 @@
-//! Per-tenant service sets: the credentials (and, as they arrive, the clients)
-//! a tenant's requests use. Storage is resolved eagerly, when the set is
-//! built; AI and publishers lazily, on first use, a failure disabling only
-//! that feature for the set's lifetime.
+//! Per-tenant service sets: the credentials and clients a tenant's requests
+//! use. Storage is built eagerly, when the set is built, with the set's image
+//! listing cache; AI and publishers are resolved lazily, on first use, a
+//! failure disabling only that feature for the set's lifetime.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,14 +13,21 @@ use tokio::sync::OnceCell;
 use crate::cache::SingleFlight;
 use crate::config::StorageProvider;
 use crate::secrets::{Credential, CredentialErrorKind, Role};
-use crate::settings::CacheSettings;
+use crate::settings::{CacheSettings, Settings};
 use crate::source::{ConfigSource, RuntimeConfig};
+use crate::storage::{
+    DropboxApp, DropboxStorage, FileEntry, Listing, ListingCache, LocalStorage, Storage,
+    StorageError, TokenCache,
+};
 
 pub struct TenantServices {
     /// The configuration this set was built from.
     pub config: Arc<RuntimeConfig>,
     /// `None` for local storage, which needs no credential.
-    storage: Option<Arc<Credential>>,
+    storage_credential: Option<Arc<Credential>>,
+    storage: Arc<dyn Storage>,
+    /// The image folder (`storage.paths.root`) listing.
+    listing: ListingCache,
     lazy: HashMap<Role, OnceCell<Option<Arc<Credential>>>>,
     source: Arc<ConfigSource>,
     built_at: Instant,
@@ -32,7 +39,37 @@ impl TenantServices {
     }
 
     pub fn storage_credential(&self) -> Option<&Arc<Credential>> {
-        self.storage.as_ref()
+        self.storage_credential.as_ref()
+    }
+
+    /// The tenant's storage client.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// The files of the image folder (`storage.paths.root`), cached for
+    /// `WEB_IMAGE_CACHE_TTL_SECONDS`: one listing answers which images exist and
+    /// which have a sidecar.
+    pub async fn listing(&self) -> Result<Arc<Listing>, StorageError> {
+        self.listing
+            .get(self.storage.clone(), &self.config.config.storage.paths.root)
+            .await
+    }
+
+    /// The images of the image folder (`.jpg .jpeg .png`, any case), sorted
+    /// by the names' bytes; from the cached listing.
+    pub async fn images(&self) -> Result<Arc<Vec<FileEntry>>, StorageError> {
+        Ok(self.listing().await?.images().clone())
+    }
+
+    /// Every file of the image folder, sorted; from the cached listing.
+    pub async fn files(&self) -> Result<Arc<Vec<FileEntry>>, StorageError> {
+        Ok(self.listing().await?.files().clone())
+    }
+
+    /// Drops the cached listing, after a file moved in or out of the folder.
+    pub fn forget_images(&self) {
+        self.listing.forget();
     }
 
     /// The credential for a lazily resolved role (openai, telegram, smtp).
@@ -71,10 +108,19 @@ pub struct TenantRegistry {
     source: Arc<ConfigSource>,
     ttl: Duration,
     max_stale: Duration,
+    storage: Arc<StorageFactory>,
+}
+
+/// What every tenant's storage client is built from.
+struct StorageFactory {
+    dropbox: DropboxApp,
+    tokens: TokenCache,
+    image_cache_ttl: Duration,
 }
 
 impl TenantRegistry {
-    pub fn new(source: Arc<ConfigSource>, cache: &CacheSettings) -> Self {
+    pub fn new(source: Arc<ConfigSource>, settings: &Settings, http: reqwest::Client) -> Self {
+        let cache: &CacheSettings = &settings.cache;
         Self {
             // Sets outlive their TTL by the stale window, to keep serving
             // through an orchestrator outage.
@@ -86,6 +132,11 @@ impl TenantRegistry {
             source,
             ttl: cache.tenant_ttl,
             max_stale: cache.max_stale,
+            storage: Arc::new(StorageFactory {
+                dropbox: DropboxApp::new(http, &settings.services),
+                tokens: TokenCache::new(cache.tenant_max_size),
+                image_cache_ttl: settings.web.image_cache_ttl,
+            }),
         }
     }
 
@@ -104,7 +155,12 @@ impl TenantRegistry {
             }
         }
         let key = (config.tenant.clone(), config.config_version.clone());
-        let build = Self::build(self.source.clone(), config.clone(), request_id.to_string());
+        let build = Self::build(
+            self.source.clone(),
+            self.storage.clone(),
+            config.clone(),
+            request_id.to_string(),
+        );
         let (result, _) = self.flights.run(key, build).await;
         let result = result.unwrap_or(Err(ServicesError {
             role: Role::Storage,
@@ -136,20 +192,39 @@ impl TenantRegistry {
 
     async fn build(
         source: Arc<ConfigSource>,
+        factory: Arc<StorageFactory>,
         config: Arc<RuntimeConfig>,
         request_id: String,
     ) -> Result<Arc<TenantServices>, ServicesError> {
-        let storage = match config.config.storage.provider {
-            StorageProvider::Local { .. } => None,
-            StorageProvider::Dropbox => Some(
-                source
+        let storage_error = |kind| ServicesError {
+            role: Role::Storage,
+            kind,
+        };
+        let (storage_credential, storage): (_, Arc<dyn Storage>) = match &config
+            .config
+            .storage
+            .provider
+        {
+            StorageProvider::Local { dir } => {
+                let local = LocalStorage::new(dir).map_err(|error| {
+                        tracing::error!(request_id, tenant = %config.tenant, dir = %dir.display(), %error, "LOCAL_STORAGE_DIR is not a usable directory");
+                        storage_error(CredentialErrorKind::Unavailable)
+                    })?;
+                (None, Arc::new(local))
+            }
+            StorageProvider::Dropbox => {
+                let credential = source
                     .credential(&config, Role::Storage, &request_id)
                     .await
-                    .map_err(|kind| ServicesError {
-                        role: Role::Storage,
-                        kind,
-                    })?,
-            ),
+                    .map_err(storage_error)?;
+                let dropbox = DropboxStorage::new(
+                    factory.dropbox.clone(),
+                    &factory.tokens,
+                    &config.tenant,
+                    credential.secret().clone(),
+                );
+                (Some(credential), Arc::new(dropbox))
+            }
         };
         let lazy = [Role::Openai, Role::Telegram, Role::Smtp]
             .into_iter()
@@ -158,7 +233,9 @@ impl TenantRegistry {
             .collect();
         Ok(Arc::new(TenantServices {
             config,
+            storage_credential,
             storage,
+            listing: ListingCache::new(factory.image_cache_ttl),
             lazy,
             source,
             built_at: Instant::now(),

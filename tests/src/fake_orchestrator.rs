@@ -1,4 +1,4 @@
-//! An in-process fake of the orchestrator (`/work/shared/spec/orchestrator.md`).
+//! An in-process fake of the orchestrator, following the orchestrator contract (runtime lookups, credential resolution, tokens, error shapes).
 //!
 //! A real HTTP server (axum on the current tokio runtime) bound to an ephemeral port on
 //! 127.0.0.1, serving the two endpoints of the contract:

@@ -1,3 +1,10 @@
+pub mod fake_dropbox;
+pub mod fake_oidc;
+pub mod fake_openai;
 pub mod fake_orchestrator;
+pub mod fake_telegram;
 pub mod harness;
+pub mod lambda;
 pub mod moto;
+pub mod smtp;
+pub mod tables;

@@ -15,7 +15,11 @@ async fn a_thousand_cold_requests_make_one_lookup_and_one_resolve() {
     let tasks: Vec<_> = (0..1000)
         .map(|_| {
             let web = web.clone();
-            tokio::spawn(async move { get(&web, "vermont.shibari.photo", "/api/config/publishers").await.status })
+            tokio::spawn(async move {
+                get(&web, "vermont.shibari.photo", "/api/config/publishers")
+                    .await
+                    .status
+            })
         })
         .collect();
     for task in tasks {

@@ -1,1 +1,93 @@
-fn main() {}
+//! `publish`: in Lambda, the handler behind `lambda_runtime`; elsewhere one
+//! event read from the file named as the first argument (or from stdin),
+//! its answer printed on stdout.
+
+use std::io::Read;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use lambda_runtime::{service_fn, LambdaEvent};
+use publisher::app::App;
+use publisher::settings::Settings;
+use publisher::state::Store;
+use publisher::workflow::Workflow;
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("publish: cannot start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    // A local run prints its answer on stdout: its logs go to stderr.
+    if in_lambda {
+        publisher::telemetry::init(settings.log_format_json);
+    } else {
+        publisher::telemetry::init_with(settings.log_format_json, std::io::stderr);
+    }
+    let app = match App::start(settings).await {
+        Ok(app) => Arc::new(app),
+        Err(error) => {
+            tracing::error!(%error, "publish: cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    let store = Store::new(app.table.clone());
+    let workflow = Arc::new(Workflow::new(app, store));
+    if in_lambda {
+        let served = lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+            let workflow = workflow.clone();
+            async move {
+                let deadline = event.context.deadline();
+                let request_id = event.context.request_id.clone();
+                publish::handle(&workflow, event.payload, Some(deadline), &request_id)
+                    .await
+                    .map_err(lambda_runtime::Error::from)
+            }
+        }))
+        .await;
+        return match served {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!(%error, "publish stopped");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    run_once(&workflow).await
+}
+
+/// A local run: one event, one answer.
+async fn run_once(workflow: &Workflow) -> ExitCode {
+    let mut text = String::new();
+    let read = match std::env::args().nth(1) {
+        Some(path) => std::fs::read_to_string(path).map(|t| text = t),
+        None => std::io::stdin().read_to_string(&mut text).map(|_| ()),
+    };
+    if let Err(error) = read {
+        eprintln!("publish: cannot read the event: {error}");
+        return ExitCode::FAILURE;
+    }
+    let event: Value = match serde_json::from_str(&text) {
+        Ok(event) => event,
+        Err(error) => {
+            eprintln!("publish: the event is not JSON: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let request_id = uuid::Uuid::new_v4().to_string();
+    match publish::handle(workflow, event, None, &request_id).await {
+        Ok(answer) => {
+            println!("{answer:#}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("publish: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

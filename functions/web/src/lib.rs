@@ -2,15 +2,29 @@
 //! through `lambda_http`, local runs through `axum::serve`; both share the
 //! state built once in `main`.
 
+// Route helpers answer failures as ready `Response`s (axum's idiom); boxing
+// them would only add an allocation per error.
+#![allow(clippy::result_large_err)]
+
+mod admin_session;
+mod client_addr;
+mod cookies;
+mod guards;
+mod images;
+mod login_limit;
+mod oidc;
 mod request_id;
 mod responses;
 mod routes;
+mod signing;
 mod tenant_layer;
+mod ui;
+mod web_state;
 
 use std::sync::Arc;
 
 use axum::middleware;
-use axum::Router;
+use axum::{Extension, Router};
 use publisher::app::App;
 use tower_http::limit::RequestBodyLimitLayer;
 
@@ -21,6 +35,7 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The whole web function.
 pub fn router(app: Arc<App>) -> Router {
+    let web_state = Arc::new(web_state::WebState::new(&app));
     let tenant_routes = routes::tenant_routes()
         .fallback(responses::unknown_route)
         .layer(middleware::from_fn_with_state(
@@ -29,6 +44,7 @@ pub fn router(app: Arc<App>) -> Router {
         ));
     routes::health_routes()
         .merge(tenant_routes)
+        .layer(Extension(web_state))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::from_fn(request_id::request_id))
         .with_state(app)

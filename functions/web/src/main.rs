@@ -17,7 +17,7 @@ async fn main() -> ExitCode {
         }
     };
     publisher::telemetry::init(settings.log_format_json);
-    let app = match App::new(settings) {
+    let app = match App::start(settings).await {
         Ok(app) => app,
         Err(error) => {
             tracing::error!(%error, "web: cannot start");

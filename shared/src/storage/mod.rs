@@ -1,8 +1,18 @@
 //! The tenant's photo storage: Dropbox in production, a local directory for
 //! local runs and as a second implementation every storage test runs against.
 
+pub mod dropbox;
+pub mod listing;
+pub mod local;
+pub mod thumbnail;
+
 use async_trait::async_trait;
 use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+pub use dropbox::{DropboxApp, DropboxStorage, TokenCache};
+pub use listing::{Listing, ListingCache};
+pub use local::LocalStorage;
 
 /// A file in storage. Paths are absolute storage paths (`/Photos/x/a.jpg`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,4 +103,135 @@ pub trait Storage: Send + Sync {
     async fn move_to_folder(&self, from: &str, to_folder: &str) -> Result<String, StorageError>;
     /// A JPEG thumbnail that fits `size`.
     async fn thumbnail(&self, path: &str, size: ThumbnailSize) -> Result<Bytes, StorageError>;
+}
+
+/// Image files the functions work on: `.jpg`, `.jpeg`, `.png`, any case.
+pub fn is_image_name(name: &str) -> bool {
+    let Some((_, ext)) = name.rsplit_once('.') else {
+        return false;
+    };
+    ["jpg", "jpeg", "png"]
+        .iter()
+        .any(|known| ext.eq_ignore_ascii_case(known))
+}
+
+/// Dropbox's content hash: the SHA-256 of each 4 MiB block, then the SHA-256
+/// of those digests concatenated, in lower-case hex. Local storage uses it too,
+/// so a hash means the same thing whichever storage computed it.
+pub fn content_hash(bytes: &[u8]) -> String {
+    const BLOCK: usize = 4 * 1024 * 1024;
+    let mut overall = Sha256::new();
+    for block in bytes.chunks(BLOCK) {
+        overall.update(Sha256::digest(block));
+    }
+    hex(&overall.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+/// `path` in its one spelling (`/a//b/` → `/a/b`), when it is an absolute
+/// storage path without `.` or `..` segments or control characters. Both
+/// implementations answer anything else as not found, so no caller can reach
+/// outside the path it was given.
+pub fn clean_path(path: &str) -> Result<String, StorageError> {
+    let valid = path.starts_with('/')
+        && !path.chars().any(char::is_control)
+        && path
+            .split('/')
+            .all(|segment| segment != "." && segment != "..");
+    if valid {
+        Ok(normalized(path))
+    } else {
+        Err(StorageError::NotFound)
+    }
+}
+
+/// `/a//b/` → `/a/b`: the one spelling of a path both storages use.
+fn normalized(path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    format!("/{}", segments.join("/"))
+}
+
+/// The path of `name` inside `folder` (`/` joins without doubling).
+pub fn join(folder: &str, name: &str) -> String {
+    format!("{}/{name}", folder.trim_end_matches('/'))
+}
+
+/// The `n`th name Dropbox's autorename tries for `name`: `a (1).jpg`,
+/// `a (2).jpg`, ... (`n == 0` is the name itself).
+pub fn renamed(name: &str, n: u32) -> String {
+    if n == 0 {
+        return name.to_string();
+    }
+    match name.rfind('.').filter(|&dot| dot > 0) {
+        Some(dot) => format!("{} ({n}){}", &name[..dot], &name[dot..]),
+        None => format!("{name} ({n})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_hash_matches_dropbox_algorithm() {
+        // Empty input: the SHA-256 of no digests at all.
+        assert_eq!(
+            content_hash(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        // One block: SHA-256(SHA-256("abc")).
+        assert_eq!(
+            content_hash(b"abc"),
+            "4f8b42c22dd3729b519ba6f68d2da7cc5b2d606d05daed5ad5128cc03e6c6358"
+        );
+        // Two blocks: the digests of both blocks, hashed together.
+        let data: Vec<u8> = (0..(4 * 1024 * 1024 + 10))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let mut both = Vec::new();
+        both.extend_from_slice(&Sha256::digest(&data[..4 * 1024 * 1024]));
+        both.extend_from_slice(&Sha256::digest(&data[4 * 1024 * 1024..]));
+        assert_eq!(content_hash(&data), hex(&Sha256::digest(&both)));
+        assert_ne!(content_hash(&data), hex(&Sha256::digest(&data)));
+    }
+
+    #[test]
+    fn image_names() {
+        for name in ["a.jpg", "B.JPEG", "c.Png", "x.y.jpg"] {
+            assert!(is_image_name(name), "{name}");
+        }
+        for name in ["a.txt", "jpg", "a.jpg.txt", "a.gif", ".", ""] {
+            assert!(!is_image_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn paths() {
+        let cases = [
+            ("/", "/"),
+            ("/a", "/a"),
+            ("/Photos/x/a b.jpg", "/Photos/x/a b.jpg"),
+            ("/a..b/...", "/a..b/..."),
+            ("//a//b/", "/a/b"),
+        ];
+        for (path, clean) in cases {
+            assert_eq!(clean_path(path).as_deref(), Ok(clean), "{path}");
+        }
+        for bad in ["", "a", "/a/../b", "/..", "/a/./b", "/a\n", "/a\u{0}b"] {
+            assert_eq!(clean_path(bad), Err(StorageError::NotFound), "{bad:?}");
+        }
+        assert_eq!(join("/", "a.jpg"), "/a.jpg");
+        assert_eq!(renamed("a.jpg", 0), "a.jpg");
+        assert_eq!(renamed("a.b.jpg", 2), "a.b (2).jpg");
+        assert_eq!(renamed("README", 1), "README (1)");
+        assert_eq!(renamed(".hidden", 1), ".hidden (1)");
+        assert_eq!(join("/P/x", "a.jpg"), "/P/x/a.jpg");
+    }
 }

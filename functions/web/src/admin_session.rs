@@ -1,0 +1,120 @@
+//! The admin session: the `pv2_admin` cookie, signed over the tenant, its
+//! expiry and a random nonce (web.md §Guards). It cannot be forged, is worth
+//! nothing on another tenant's host, and stops counting at its expiry even if
+//! the browser keeps sending it.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::http::HeaderMap;
+use publisher::settings::WebSettings;
+
+use crate::cookies;
+use crate::signing::{random_token, Signer};
+
+pub const COOKIE: &str = "pv2_admin";
+const VERSION: &str = "v1";
+const PURPOSE: &str = "admin";
+
+pub struct AdminSessions {
+    signer: Signer,
+    ttl: Duration,
+    secure: bool,
+}
+
+impl AdminSessions {
+    pub fn new(signer: Signer, web: &WebSettings) -> Self {
+        Self {
+            signer,
+            ttl: web.admin_cookie_ttl,
+            secure: web.secure_cookies,
+        }
+    }
+
+    /// Does the request carry a valid admin cookie for `tenant`?
+    pub fn is_admin(&self, request: &HeaderMap, tenant: &str) -> bool {
+        let now = unix_now();
+        cookies::values(request, COOKIE)
+            .iter()
+            .any(|value| self.is_valid(value, tenant, now))
+    }
+
+    /// Adds the cookie that makes the browser an admin of `tenant`.
+    pub fn grant(&self, response: &mut HeaderMap, tenant: &str) {
+        let value = self.issue(tenant, unix_now());
+        cookies::set(response, COOKIE, &value, "/", self.ttl, self.secure);
+    }
+
+    pub fn revoke(&self, response: &mut HeaderMap) {
+        cookies::clear(response, COOKIE, "/", self.secure);
+    }
+
+    fn issue(&self, tenant: &str, now: u64) -> String {
+        let expiry = (now + self.ttl.as_secs()).to_string();
+        let nonce = random_token();
+        let tag = self.signer.sign(&[PURPOSE, tenant, &expiry, &nonce]);
+        format!("{VERSION}.{expiry}.{nonce}.{tag}")
+    }
+
+    fn is_valid(&self, value: &str, tenant: &str, now: u64) -> bool {
+        let mut parts = value.split('.');
+        let (Some(VERSION), Some(expiry), Some(nonce), Some(tag), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return false;
+        };
+        let Ok(expires_at) = expiry.parse::<u64>() else {
+            return false;
+        };
+        // A shortened TTL also shortens sessions issued before the change.
+        let live = now < expires_at && expires_at <= now.saturating_add(self.ttl.as_secs());
+        live && self.signer.verify(&[PURPOSE, tenant, expiry, nonce], tag)
+    }
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sessions(ttl: u64) -> AdminSessions {
+        AdminSessions {
+            signer: Signer::new(b"0123456789abcdef0123456789abcdef"),
+            ttl: Duration::from_secs(ttl),
+            secure: true,
+        }
+    }
+
+    #[test]
+    fn valid_only_for_its_tenant_until_expiry() {
+        let s = sessions(3600);
+        let value = s.issue("maple", 1_000);
+        assert!(s.is_valid(&value, "maple", 1_000));
+        assert!(s.is_valid(&value, "maple", 4_599));
+        assert!(!s.is_valid(&value, "maple", 4_600), "expired");
+        assert!(!s.is_valid(&value, "vermont", 1_000), "other tenant");
+        assert_ne!(value, s.issue("maple", 1_000), "fresh nonce each time");
+    }
+
+    #[test]
+    fn forged_or_stretched_values_are_refused() {
+        let s = sessions(3600);
+        let value = s.issue("maple", 1_000);
+        let parts: Vec<&str> = value.split('.').collect();
+        let later = format!("v1.999999.{}.{}", parts[2], parts[3]);
+        for bad in ["1", "", "v1", "v1.4600.n", &later, &format!("{value}.x")] {
+            assert!(!s.is_valid(bad, "maple", 1_000), "{bad}");
+        }
+        // Signed with a longer TTL than the one now configured.
+        let long = sessions(86_400).issue("maple", 1_000);
+        assert!(!s.is_valid(&long, "maple", 1_000));
+    }
+}

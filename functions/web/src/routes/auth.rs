@@ -1,0 +1,69 @@
+//! `/auth/*`: OIDC admin login. Every failure is a redirect to
+//! `/?auth_error=<reason>`.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::Query;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Extension;
+use publisher::app::TenantContext;
+
+use crate::oidc::{AuthError, CallbackParams};
+use crate::web_state::WebState;
+use crate::RequestId;
+
+pub async fn login(
+    Extension(state): Extension<Arc<WebState>>,
+    Extension(tenant): Extension<TenantContext>,
+) -> Response {
+    let Some(oidc) = &state.oidc else {
+        return failed(AuthError::NotConfigured);
+    };
+    let mut headers = HeaderMap::new();
+    match oidc.start(&tenant.config.tenant, &mut headers).await {
+        Ok(authorize_url) => (headers, Redirect::to(&authorize_url)).into_response(),
+        Err(error) => failed(error),
+    }
+}
+
+pub async fn callback(
+    Extension(state): Extension<Arc<WebState>>,
+    Extension(tenant): Extension<TenantContext>,
+    Extension(id): Extension<RequestId>,
+    params: Result<Query<CallbackParams>, QueryRejection>,
+    request: HeaderMap,
+) -> Response {
+    let Some(oidc) = &state.oidc else {
+        return failed(AuthError::NotConfigured);
+    };
+    let params = params.map(|Query(p)| p).unwrap_or_default();
+    let tenant_id = &tenant.config.tenant;
+    let mut response = match oidc.finish(tenant_id, &params, &request).await {
+        Ok(_) => {
+            tracing::info!(request_id = id.0, tenant = %tenant_id, "admin logged in through OIDC");
+            let mut response = Redirect::to("/").into_response();
+            state.sessions.grant(response.headers_mut(), tenant_id);
+            response
+        }
+        Err(error) => {
+            tracing::info!(request_id = id.0, tenant = %tenant_id, reason = error.reason(), "OIDC login failed");
+            failed(error)
+        }
+    };
+    // The state is single-use, whatever the outcome.
+    oidc.clear_state(response.headers_mut());
+    response
+}
+
+pub async fn logout(Extension(state): Extension<Arc<WebState>>) -> Response {
+    let mut response = Redirect::to("/").into_response();
+    state.sessions.revoke(response.headers_mut());
+    response
+}
+
+fn failed(error: AuthError) -> Response {
+    let reason: String = url::form_urlencoded::byte_serialize(error.reason().as_bytes()).collect();
+    Redirect::to(&format!("/?auth_error={reason}")).into_response()
+}

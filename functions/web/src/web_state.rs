@@ -1,0 +1,56 @@
+//! What the web function keeps beside the shared `App`: the admin sessions,
+//! the login limiter and the OIDC client. Built once per router and handed to
+//! handlers as an extension.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::request::Parts;
+use axum::response::Response;
+use publisher::app::{App, TenantContext};
+use publisher::settings::Settings;
+
+use crate::admin_session::AdminSessions;
+use crate::login_limit::LoginLimiter;
+use crate::oidc::Oidc;
+use crate::responses;
+use crate::signing::Signer;
+
+/// web.md §Guards: the 11th failed login within 5 minutes is refused.
+const MAX_LOGIN_FAILURES: usize = 10;
+const LOGIN_WINDOW: Duration = Duration::from_secs(5 * 60);
+
+pub struct WebState {
+    pub settings: Arc<Settings>,
+    pub sessions: AdminSessions,
+    pub logins: LoginLimiter,
+    /// Present when Auth0 is configured.
+    pub oidc: Option<Oidc>,
+}
+
+impl WebState {
+    pub fn new(app: &App) -> Self {
+        let web = &app.settings.web;
+        let signer = Signer::from_settings(web);
+        Self {
+            settings: app.settings.clone(),
+            sessions: AdminSessions::new(signer.clone(), web),
+            logins: LoginLimiter::new(MAX_LOGIN_FAILURES, LOGIN_WINDOW),
+            oidc: web
+                .auth0
+                .as_ref()
+                .map(|auth0| Oidc::new(auth0.clone(), app.http.clone(), signer, web)),
+        }
+    }
+
+    /// The state and tenant of a request behind the tenant layer.
+    pub fn of(parts: &Parts) -> Result<(Arc<WebState>, TenantContext), Response> {
+        let state = parts.extensions.get::<Arc<WebState>>().cloned();
+        let tenant = parts.extensions.get::<TenantContext>().cloned();
+        match (state, tenant) {
+            (Some(state), Some(tenant)) => Ok((state, tenant)),
+            // Only a router assembled without its layers gets here.
+            _ => Err(responses::unavailable()),
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! The functions as Lambda runs them: `cargo lambda watch` (cargo-lambda from
+//! the project's virtualenv) on the workspace, on an ephemeral loopback port,
+//! serving the Lambda runtime API to the functions' binaries and taking
+//! invocations through its Lambda API and its function-URL HTTP path.
+//!
+//! The binaries are built first and started here (`--only-lambda-apis`)
+//! rather than by the watch's own `cargo run`: a tree that changes between
+//! build and run would otherwise be rebuilt inside the first invocation and
+//! run out its deadline, and starting them here measures their cold start.
+//! Every process is stopped by PID on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::moto::{free_port, venv_bin};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// Builds the function binary `bin` (debug) and answers its path.
+pub fn build_bin(bin: &str) -> PathBuf {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--quiet", "--bin", bin])
+        .current_dir(workspace())
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build --bin {bin}");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    target.join("debug").join(bin)
+}
+
+pub struct Watch {
+    child: Child,
+    functions: Vec<Child>,
+    pub port: u16,
+    http: reqwest::Client,
+    log: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+/// One answer of a function and how long it took.
+pub struct Invocation {
+    pub status: u16,
+    pub json: Value,
+    pub elapsed: Duration,
+}
+
+impl Watch {
+    /// Starts `cargo lambda watch`; the functions started later get `env`.
+    /// Everything they print goes to `log`.
+    pub async fn start(env: &[(&str, String)], log: &Path) -> Watch {
+        let port = free_port();
+        // Append mode for every writer, so that none overwrites another.
+        let output = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(log)
+            .and_then(|_| std::fs::OpenOptions::new().append(true).open(log))
+            .expect("watch log file");
+        let mut command = Command::new(venv_bin("cargo-lambda"));
+        command
+            .args(["lambda", "watch", "--only-lambda-apis", "--invoke-address"])
+            .args(["127.0.0.1", "--invoke-port", &port.to_string()])
+            .args(["--timeout", "120"])
+            .current_dir(workspace())
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().expect("log file"))
+            .stderr(output);
+        let child = command
+            .spawn()
+            .expect("cargo-lambda from the virtualenv (run `make venv`)");
+        let watch = Watch {
+            child,
+            functions: Vec::new(),
+            port,
+            http: reqwest::Client::new(),
+            log: log.to_path_buf(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "cargo lambda watch did not start: {}",
+                watch.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        watch
+    }
+
+    /// How the function processes are doing (for failure messages).
+    pub fn function_states(&mut self) -> String {
+        self.functions
+            .iter_mut()
+            .map(|f| format!("pid {}: {:?}", f.id(), f.try_wait()))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Stops the functions started so far.
+    pub fn stop_functions(&mut self) {
+        for mut function in self.functions.drain(..) {
+            let _ = function.kill();
+            let _ = function.wait();
+        }
+    }
+
+    /// Starts `binary` as the function `name`, against the watch's runtime
+    /// API, with the variables Lambda sets.
+    pub fn start_function(&mut self, name: &str, binary: &Path) {
+        let output = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .expect("watch log file");
+        let child = Command::new(binary)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{}/.rt/{name}", self.port),
+            )
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().expect("log file"))
+            .stderr(output)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{binary:?}: {e}"));
+        self.functions.push(child);
+    }
+
+    /// What the watch and the functions printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Invokes `function` with `event` through the Lambda API (what `cargo
+    /// lambda invoke` does).
+    pub async fn invoke(&self, function: &str, event: &Value) -> Invocation {
+        let url = format!(
+            "http://127.0.0.1:{}/2015-03-31/functions/{function}/invocations",
+            self.port
+        );
+        self.send(self.http.post(url).json(event)).await
+    }
+
+    /// Sends `GET path` with `Host: host` through the function-URL path of
+    /// `function`.
+    pub async fn get(&self, function: &str, host: &str, path: &str) -> Invocation {
+        let url = format!("http://127.0.0.1:{}/lambda-url/{function}{path}", self.port);
+        self.send(self.http.get(url).header("host", host)).await
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Invocation {
+        let started = Instant::now();
+        let response = request
+            .timeout(Duration::from_secs(620))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("invocation failed: {e}\n{}", self.log()));
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.expect("answer body");
+        Invocation {
+            status,
+            json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+fn signal(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.stop_functions();
+        // A graceful stop first, then SIGKILL.
+        signal(self.child.id(), "-TERM");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

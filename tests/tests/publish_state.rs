@@ -1,0 +1,127 @@
+//! The publish state on a real DynamoDB API (moto): claims and the posted
+//! set, item by item as publish.md's table has them.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use publisher::state::{Claim, PostedImage, Store};
+use publisher_tests::moto::Moto;
+use publisher_tests::tables::{attr_n, attr_s, get_item};
+use serde_json::json;
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn claims_on_dynamodb() {
+    let moto = Moto::start().await;
+    let table = moto.create_table("publisher-claims").await;
+    let store = Store::new(Some(table.clone()));
+    let until = SystemTime::now() + Duration::from_secs(900);
+
+    assert_eq!(
+        store.claim("t1", "ev-1", until).await.unwrap(),
+        Claim::Acquired
+    );
+    let item = get_item(&table, "TENANT#t1", "RUN#ev-1")
+        .await
+        .expect("claim item");
+    assert_eq!(attr_s(&item, "status"), "in_progress");
+    assert!((now() + 895..=now() + 905).contains(&attr_n(&item, "in_progress_until")));
+    assert!((now() + 86_390..=now() + 86_410).contains(&attr_n(&item, "expires_at")));
+
+    // A live claim: a duplicate without a result; another tenant is independent.
+    assert_eq!(
+        store.claim("t1", "ev-1", until).await.unwrap(),
+        Claim::Duplicate {
+            completed: false,
+            result: None
+        }
+    );
+    assert_eq!(
+        store.claim("t2", "ev-1", until).await.unwrap(),
+        Claim::Acquired
+    );
+
+    let result = json!({"status": "published", "image": "a.jpg"});
+    store.complete("t1", "ev-1", &result).await.unwrap();
+    assert_eq!(
+        store.claim("t1", "ev-1", until).await.unwrap(),
+        Claim::Duplicate {
+            completed: true,
+            result: Some(result)
+        }
+    );
+    let item = get_item(&table, "TENANT#t1", "RUN#ev-1").await.unwrap();
+    assert_eq!(attr_s(&item, "status"), "completed");
+
+    // Released: the retry claims it again.
+    store.release("t2", "ev-1").await.unwrap();
+    assert!(get_item(&table, "TENANT#t2", "RUN#ev-1").await.is_none());
+    assert_eq!(
+        store.claim("t2", "ev-1", until).await.unwrap(),
+        Claim::Acquired
+    );
+
+    // A holder past its deadline died: its claim is taken over; a completed one never is.
+    let past = SystemTime::now() - Duration::from_secs(5);
+    assert_eq!(
+        store.claim("t1", "ev-dead", past).await.unwrap(),
+        Claim::Acquired
+    );
+    assert_eq!(
+        store.claim("t1", "ev-dead", until).await.unwrap(),
+        Claim::Acquired
+    );
+    store.complete("t1", "ev-dead", &json!({})).await.unwrap();
+    assert!(matches!(
+        store.claim("t1", "ev-dead", until).await.unwrap(),
+        Claim::Duplicate {
+            completed: true,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn posted_set_on_dynamodb() {
+    let moto = Moto::start().await;
+    let table = moto.create_table("publisher-posted-set").await;
+    let store = Store::new(Some(table.clone()));
+    let image = PostedImage {
+        sha256: "sha-1".into(),
+        content_hash: Some("ch-1".into()),
+        image_name: "café.jpg".into(),
+        posted_at: SystemTime::now(),
+        platforms: vec!["telegram".into(), "email".into()],
+    };
+    store.record_posted("t1", &image).await.unwrap();
+    let item = get_item(&table, "TENANT#t1", "POSTED#sha-1")
+        .await
+        .expect("posted");
+    assert_eq!(attr_s(&item, "image_name"), "café.jpg");
+    assert_eq!(attr_s(&item, "content_hash"), "ch-1");
+    assert!(attr_n(&item, "posted_at") >= now() - 5);
+    assert_eq!(item["platforms"].as_l().unwrap().len(), 2);
+    let by_hash = get_item(&table, "TENANT#t1", "POSTEDCH#ch-1")
+        .await
+        .expect("by hash");
+    assert_eq!(attr_s(&by_hash, "sha256"), "sha-1");
+
+    assert!(store.is_posted("t1", "sha-1").await.unwrap());
+    assert!(!store.is_posted("t2", "sha-1").await.unwrap());
+    // More hashes than one BatchGetItem takes (100), duplicates included.
+    let mut hashes: Vec<String> = (0..250).map(|i| format!("ch-x{i}")).collect();
+    hashes.push("ch-1".into());
+    hashes.push("ch-1".into());
+    let posted = store.posted_content_hashes("t1", &hashes).await.unwrap();
+    assert_eq!(posted.into_iter().collect::<Vec<_>>(), ["ch-1"]);
+    assert!(store
+        .posted_content_hashes("t2", &hashes)
+        .await
+        .unwrap()
+        .is_empty());
+}
