@@ -5,7 +5,7 @@
 //! purpose, and live in `secrecy` types that cannot print themselves.
 
 use std::io::{self, Write};
-use std::sync::{LazyLock, RwLock};
+use std::sync::{Arc, LazyLock, RwLock};
 
 use aho_corasick::AhoCorasick;
 use regex::Regex;
@@ -36,8 +36,11 @@ static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
 
 #[derive(Default)]
 struct KnownSecrets {
-    values: Vec<String>,
-    matcher: Option<AhoCorasick>,
+    values: std::collections::HashSet<String>,
+    /// Rebuilt lazily by the next log line after new secrets arrive, so that
+    /// registering many secrets (a warmup run) costs one rebuild, not one each.
+    matcher: Option<Arc<AhoCorasick>>,
+    dirty: bool,
 }
 
 static KNOWN: LazyLock<RwLock<KnownSecrets>> = LazyLock::new(RwLock::default);
@@ -48,18 +51,31 @@ pub fn register_secret(secret: &SecretString) {
     if value.len() < MIN_SECRET_LEN {
         return;
     }
-    let mut known = KNOWN.write().unwrap_or_else(|e| e.into_inner());
-    if known.values.iter().any(|v| v == value) {
+    if KNOWN.read().unwrap_or_else(|e| e.into_inner()).values.contains(value) {
         return;
     }
-    known.values.push(value.to_string());
-    // Longest first, so a secret that contains another is masked whole.
-    let mut patterns = known.values.clone();
-    patterns.sort_by_key(|v| std::cmp::Reverse(v.len()));
-    known.matcher = AhoCorasick::builder()
-        .match_kind(aho_corasick::MatchKind::LeftmostLongest)
-        .build(&patterns)
-        .ok();
+    let mut known = KNOWN.write().unwrap_or_else(|e| e.into_inner());
+    known.dirty |= known.values.insert(value.to_string());
+}
+
+fn secret_matcher() -> Option<Arc<AhoCorasick>> {
+    {
+        let known = KNOWN.read().unwrap_or_else(|e| e.into_inner());
+        if !known.dirty {
+            return known.matcher.clone();
+        }
+    }
+    let mut known = KNOWN.write().unwrap_or_else(|e| e.into_inner());
+    if known.dirty {
+        known.matcher = AhoCorasick::builder()
+            // Leftmost-longest: a secret that contains another is masked whole.
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(&known.values)
+            .ok()
+            .map(Arc::new);
+        known.dirty = false;
+    }
+    known.matcher.clone()
 }
 
 /// Registers a resolved credential's secret (for `Result::inspect`).
@@ -69,12 +85,9 @@ pub fn redact_secret(credential: &Credential) {
 
 /// Masks secret-shaped strings and known secret values in `line`.
 pub fn redact(line: &str) -> String {
-    let mut out = {
-        let known = KNOWN.read().unwrap_or_else(|e| e.into_inner());
-        match &known.matcher {
-            Some(matcher) => matcher.replace_all(line, &vec![MASK; known.values.len()]),
-            None => line.to_string(),
-        }
+    let mut out = match secret_matcher() {
+        Some(matcher) => matcher.replace_all(line, &vec![MASK; matcher.patterns_len()]),
+        None => line.to_string(),
     };
     for (pattern, mask) in PATTERNS.iter() {
         if let std::borrow::Cow::Owned(replaced) = pattern.replace_all(&out, *mask) {
