@@ -51,7 +51,12 @@ pub fn register_secret(secret: &SecretString) {
     if value.len() < MIN_SECRET_LEN {
         return;
     }
-    if KNOWN.read().unwrap_or_else(|e| e.into_inner()).values.contains(value) {
+    if KNOWN
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .values
+        .contains(value)
+    {
         return;
     }
     let mut known = KNOWN.write().unwrap_or_else(|e| e.into_inner());
