@@ -477,7 +477,9 @@ async fn three_hundred_hosts_at_50_ms_finish_well_inside_a_minute() {
     let s = Setup::new().await;
     let hosts = seed_many(&s.fake, 300).await;
     s.fake.set_delay(Duration::from_millis(50));
-    let app = s.instance(&[]);
+    // A generous per-attempt timeout: on a loaded machine a retry would make
+    // the call counts below depend on load rather than on the warmup.
+    let app = s.instance(&[("ORCHESTRATOR_TIMEOUT_SECONDS", "20")]);
     let deadline = SystemTime::now() + Duration::from_secs(60);
     let started = Instant::now();
     let answer = handle(&app, &json!({"hosts": hosts}), "r300", Some(deadline))
@@ -503,7 +505,8 @@ async fn three_hundred_hosts_at_50_ms_finish_well_inside_a_minute() {
 async fn hosts_still_running_near_the_deadline_answer_unavailable() {
     let s = Setup::new().await;
     let hosts = seed_many(&s.fake, 30).await;
-    s.fake.set_delay(Duration::from_millis(400));
+    // Longer than the one second of work: no host can finish, whatever the load.
+    s.fake.set_delay(Duration::from_millis(1500));
     let app = s.instance(&[]);
     // Two seconds are kept for the answer: one second of work.
     let deadline = SystemTime::now() + Duration::from_secs(3);
