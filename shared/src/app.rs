@@ -4,13 +4,16 @@
 
 use std::sync::Arc;
 
-use crate::cache::Counters;
+use crate::clock::Clock;
 use crate::config::{standalone_config, ConfigError};
-use crate::dynamo::Table;
 use crate::host;
+use crate::ledger::Ledger;
+use crate::metrics::Counters;
 use crate::settings::{Mode, Settings, SettingsError};
-use crate::source::{ConfigSource, Orchestrated, RuntimeConfig, SourceError, Standalone};
-use crate::tenant::{ServicesError, TenantRegistry, TenantServices};
+use crate::source::{ConfigSource, Orchestrated, SourceError, Standalone};
+use crate::table::Table;
+use crate::tenant::{ServicesError, TenantContext, TenantRegistry};
+use crate::workflow::Workflow;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -43,14 +46,6 @@ impl TenantError {
     }
 }
 
-/// What a handler knows about the request's tenant.
-#[derive(Clone)]
-pub struct TenantContext {
-    pub host: String,
-    pub config: Arc<RuntimeConfig>,
-    pub services: Arc<TenantServices>,
-}
-
 pub struct App {
     pub settings: Arc<Settings>,
     pub http: reqwest::Client,
@@ -59,6 +54,11 @@ pub struct App {
     pub counters: Arc<Counters>,
     /// The shared table (`PUBLISHER_TABLE`), when connected.
     pub table: Option<Table>,
+    /// The publish workflow over this process's ledger (the table's, or
+    /// its own memory).
+    pub workflow: Workflow,
+    /// The one clock every time-dependent decision reads.
+    pub clock: Clock,
 }
 
 impl App {
@@ -80,6 +80,15 @@ impl App {
 
     /// The process state on `table` (none: memory only).
     pub fn with_table(settings: Settings, table: Option<Table>) -> Result<Self, StartupError> {
+        Self::assemble(settings, table, Clock::system())
+    }
+
+    /// The process state on `table` (none: memory only), reading `clock`.
+    pub fn assemble(
+        settings: Settings,
+        table: Option<Table>,
+        clock: Clock,
+    ) -> Result<Self, StartupError> {
         for secret in settings.secret_values() {
             crate::telemetry::register_secret(secret);
         }
@@ -92,6 +101,7 @@ impl App {
                 s.host.clone(),
                 standalone_config(&s.env)?,
                 s.secrets.clone(),
+                clock.now(),
             )),
             Mode::Orchestrated(o) => {
                 let orchestrated = Orchestrated::new(
@@ -100,6 +110,7 @@ impl App {
                     &settings.base_domain,
                     http.clone(),
                     counters.clone(),
+                    clock.clone(),
                 );
                 ConfigSource::Orchestrated(Arc::new(match &table {
                     Some(table) => orchestrated.with_table(table.clone()),
@@ -108,7 +119,8 @@ impl App {
             }
         };
         let source = Arc::new(source);
-        let tenants = TenantRegistry::new(source.clone(), &settings, http.clone());
+        let tenants = TenantRegistry::new(source.clone(), &settings, http.clone(), clock.clone());
+        let workflow = Workflow::new(Ledger::new(table.clone(), clock.clone()), clock.clone());
         Ok(Self {
             settings: Arc::new(settings),
             http,
@@ -116,6 +128,8 @@ impl App {
             tenants,
             counters,
             table,
+            workflow,
+            clock,
         })
     }
 

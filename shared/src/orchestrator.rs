@@ -5,16 +5,27 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderMap, AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::AUTHORIZATION;
 use reqwest::{RequestBuilder, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::cache::{Counter, Counters};
+use crate::clock::Clock;
+use crate::config::Envelope;
+use crate::metrics::{Counter, Counters};
+use crate::retry::{self, Finished, Policy, Step};
 use crate::secrets::{Credential, CredentialErrorKind, CredentialPayload, CredentialRef, Role};
 use crate::settings::OrchestratorSettings;
 
-const BACKOFF_BASE: Duration = Duration::from_millis(250);
-const BACKOFF_CAP: Duration = Duration::from_secs(5);
+/// 250 ms doubling per retry, at most 5 s (a `Retry-After` too), plus jitter.
+fn retry_policy(attempts: u32) -> Policy {
+    Policy {
+        attempts,
+        base: Duration::from_millis(250),
+        cap: Duration::from_secs(5),
+        jitter: 0.25,
+        give_up_beyond_cap: false,
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OrchestratorError {
@@ -43,9 +54,6 @@ impl OrchestratorError {
     }
 }
 
-/// A runtime envelope as the orchestrator sent it (bytes, parsed by the caller).
-pub type Envelope = bytes::Bytes;
-
 pub struct OrchestratorClient {
     http: reqwest::Client,
     base_url: String,
@@ -55,7 +63,8 @@ pub struct OrchestratorClient {
     /// Set when POST is off by setting or after a POST was answered 405.
     get_only: AtomicBool,
     timeout: Duration,
-    max_attempts: u32,
+    retry: Policy,
+    clock: Clock,
     counters: Arc<Counters>,
 }
 
@@ -64,6 +73,7 @@ impl OrchestratorClient {
         settings: &OrchestratorSettings,
         http: reqwest::Client,
         counters: Arc<Counters>,
+        clock: Clock,
     ) -> Self {
         let tokens = std::iter::once(settings.token.clone())
             .chain(settings.secondary_token.clone())
@@ -75,7 +85,8 @@ impl OrchestratorClient {
             active_token: AtomicUsize::new(0),
             get_only: AtomicBool::new(!settings.prefer_post),
             timeout: settings.timeout,
-            max_attempts: settings.max_attempts,
+            retry: retry_policy(settings.max_attempts),
+            clock,
             counters,
         }
     }
@@ -152,9 +163,10 @@ impl OrchestratorClient {
         Err(kind)
     }
 
-    /// Sends one logical call: rotates to the other token once on 403, retries
-    /// 429 / 5xx / transport errors with backoff. Answers every other status,
-    /// 405 included, to the caller.
+    /// Sends one logical call, retrying 429 / 5xx / transport errors; on a
+    /// 403, tries the other token once (a rotation in progress, not a retry)
+    /// and keeps it when it works. Answers every other status, 405
+    /// included, to the caller.
     async fn send(
         &self,
         call: &'static str,
@@ -163,54 +175,22 @@ impl OrchestratorClient {
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<(StatusCode, bytes::Bytes), OrchestratorError> {
         let started = Instant::now();
-        let mut attempts = 0;
-        let mut rotated = false;
-        let mut token = self.active_token.load(Ordering::Relaxed);
-        let outcome = loop {
-            attempts += 1;
-            let request = build(&self.http)
-                .header(
-                    AUTHORIZATION,
-                    format!("Bearer {}", self.tokens[token].expose_secret()),
-                )
-                .header("X-Request-Id", request_id)
-                .timeout(self.timeout);
-            let failure = match request.send().await {
-                Ok(response) if response.status() == StatusCode::FORBIDDEN => {
-                    if rotated || self.tokens.len() < 2 {
-                        break Err(OrchestratorError::Forbidden);
-                    }
-                    // The one try with the other token does not count as a retry.
-                    rotated = true;
-                    attempts -= 1;
-                    token = (token + 1) % self.tokens.len();
-                    continue;
-                }
-                Ok(response) if is_transient(response.status()) => {
-                    let delay = retry_after(response.headers());
-                    (format!("status {}", response.status().as_u16()), delay)
-                }
-                Ok(response) => {
-                    let status = response.status();
-                    match response.bytes().await {
-                        Ok(body) => break Ok((status, body)),
-                        Err(e) => (transport_reason(&e), None),
-                    }
-                }
-                Err(e) => (transport_reason(&e), None),
-            };
-            if attempts >= self.max_attempts {
-                break Err(OrchestratorError::Unavailable(failure.0));
+        let first = self.active_token.load(Ordering::Relaxed);
+        let mut finished = self.with_token(first, request_id, &build).await;
+        let mut attempts = finished.attempts;
+        if finished.result == Err(OrchestratorError::Forbidden) && self.tokens.len() > 1 {
+            let other = (first + 1) % self.tokens.len();
+            finished = self.with_token(other, request_id, &build).await;
+            attempts += finished.attempts;
+            if finished.result.is_ok() {
+                self.active_token.store(other, Ordering::Relaxed);
+                tracing::warn!(
+                    call,
+                    "orchestrator accepted the other service token; using it from now on"
+                );
             }
-            tokio::time::sleep(backoff(attempts, failure.1)).await;
-        };
-        if rotated && outcome.is_ok() {
-            self.active_token.store(token, Ordering::Relaxed);
-            tracing::warn!(
-                call,
-                "orchestrator accepted the other service token; using it from now on"
-            );
         }
+        let outcome = finished.result;
         let latency_ms = started.elapsed().as_millis() as u64;
         match &outcome {
             Ok((status, _)) => tracing::debug!(
@@ -227,6 +207,46 @@ impl OrchestratorClient {
             ),
         }
         outcome
+    }
+
+    /// One logical call with one token, retried by the policy.
+    async fn with_token(
+        &self,
+        token: usize,
+        request_id: &str,
+        build: &impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Finished<(StatusCode, bytes::Bytes), OrchestratorError> {
+        let unavailable = |reason: String| Step::retry(OrchestratorError::Unavailable(reason));
+        retry::run(&self.retry, &self.clock, |_| async move {
+            let request = build(&self.http)
+                .header(
+                    AUTHORIZATION,
+                    format!("Bearer {}", self.tokens[token].expose_secret()),
+                )
+                .header("X-Request-Id", request_id)
+                .timeout(self.timeout);
+            match request.send().await {
+                Ok(response) if response.status() == StatusCode::FORBIDDEN => {
+                    Step::Fail(OrchestratorError::Forbidden)
+                }
+                Ok(response) if is_transient(response.status()) => Step::Retry {
+                    error: OrchestratorError::Unavailable(format!(
+                        "status {}",
+                        response.status().as_u16()
+                    )),
+                    after: retry::retry_after(response.headers(), self.clock.now()),
+                },
+                Ok(response) => {
+                    let status = response.status();
+                    match response.bytes().await {
+                        Ok(body) => Step::Done((status, body)),
+                        Err(e) => unavailable(transport_reason(&e)),
+                    }
+                }
+                Err(e) => unavailable(transport_reason(&e)),
+            }
+        })
+        .await
     }
 }
 
@@ -245,39 +265,9 @@ fn transport_reason(error: &reqwest::Error) -> String {
     }
 }
 
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds: u64 = headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(seconds))
-}
-
-/// 250 ms doubling per attempt, or the server's `Retry-After`, capped at 5 s,
-/// plus up to 25 % random jitter so that instances do not retry in step.
-fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
-    let exponential = BACKOFF_BASE.saturating_mul(1 << (attempt - 1).min(16));
-    let base = retry_after.unwrap_or(exponential).min(BACKOFF_CAP);
-    let jitter_ms = rand::random_range(0..=base.as_millis() as u64 / 4);
-    base + Duration::from_millis(jitter_ms)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_honours_retry_after_and_caps() {
-        let ms = |d: Duration| d.as_millis() as u64;
-        assert!((250..=312).contains(&ms(backoff(1, None))));
-        assert!((500..=625).contains(&ms(backoff(2, None))));
-        assert!((5000..=6250).contains(&ms(backoff(10, None))));
-        assert!((2000..=2500).contains(&ms(backoff(1, Some(Duration::from_secs(2))))));
-        assert!((5000..=6250).contains(&ms(backoff(1, Some(Duration::from_secs(60))))));
-    }
 
     #[test]
     fn only_429_and_listed_5xx_are_transient() {

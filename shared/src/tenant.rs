@@ -1,24 +1,39 @@
-//! Per-tenant service sets: the credentials and clients a tenant's requests
-//! use. Storage is built eagerly, when the set is built, with the set's image
-//! listing cache; AI and publishers are resolved lazily, on first use, a
-//! failure disabling only that feature for the set's lifetime.
+//! Per-tenant service sets: the credentials and the clients a tenant's
+//! requests and publish runs use. Storage is built eagerly, when the set is
+//! built, with the set's image listing cache; the OpenAI, Telegram and
+//! FetLife clients are built lazily, once per set, on first use, and a
+//! credential that cannot be had disables only that feature for the set's
+//! lifetime.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use moka::sync::Cache;
 use tokio::sync::OnceCell;
 
+use crate::ai::{AiClient, Pacer};
 use crate::cache::SingleFlight;
-use crate::config::StorageProvider;
+use crate::clock::Clock;
+use crate::config::{RuntimeConfig, StorageProvider};
+use crate::publishers::fetlife::Fetlife;
+use crate::publishers::telegram::Telegram;
 use crate::secrets::{Credential, CredentialErrorKind, Role};
 use crate::settings::{CacheSettings, Settings};
-use crate::source::{ConfigSource, RuntimeConfig};
+use crate::source::ConfigSource;
 use crate::storage::{
     DropboxApp, DropboxStorage, FileEntry, Listing, ListingCache, LocalStorage, Storage,
     StorageError, TokenCache,
 };
+
+/// What a handler knows about the request's tenant.
+#[derive(Clone)]
+pub struct TenantContext {
+    pub host: String,
+    pub config: Arc<RuntimeConfig>,
+    pub services: Arc<TenantServices>,
+}
 
 pub struct TenantServices {
     /// The configuration this set was built from.
@@ -28,9 +43,14 @@ pub struct TenantServices {
     storage: Arc<dyn Storage>,
     /// The image folder (`storage.paths.root`) listing.
     listing: ListingCache,
+    /// The lazily resolved credentials of the roles the tenant uses.
     lazy: HashMap<Role, OnceCell<Option<Arc<Credential>>>>,
+    ai: OnceCell<Option<Arc<AiClient>>>,
+    telegram: OnceCell<Option<Arc<Telegram>>>,
+    fetlife: OnceCell<Option<Arc<Fetlife>>>,
+    clients: Arc<Clients>,
     source: Arc<ConfigSource>,
-    built_at: Instant,
+    built_at: SystemTime,
 }
 
 impl TenantServices {
@@ -92,6 +112,75 @@ impl TenantServices {
         .await
         .clone()
     }
+
+    /// The tenant's OpenAI client; `None` when analysis is off or its
+    /// credential cannot be had.
+    pub async fn ai(&self, request_id: &str) -> Option<Arc<AiClient>> {
+        self.ai
+            .get_or_init(|| async {
+                let config = &self.config.config;
+                if !config.analysis_enabled() {
+                    return None;
+                }
+                let ai = config.ai.clone()?;
+                let credential = self.credential(Role::Openai, request_id).await?;
+                let clients = &self.clients;
+                Some(Arc::new(AiClient::new(
+                    clients.http.clone(),
+                    &clients.openai_url,
+                    credential.secret().clone(),
+                    ai,
+                    &self.config.tenant,
+                    clients.pacer.clone(),
+                    clients.clock.clone(),
+                )))
+            })
+            .await
+            .clone()
+    }
+
+    /// The tenant's Telegram channel; `None` when not configured or its bot
+    /// token cannot be had.
+    pub async fn telegram(&self, request_id: &str) -> Option<Arc<Telegram>> {
+        self.telegram
+            .get_or_init(|| async {
+                let config = self.config.config.publishers.telegram.as_ref()?;
+                let credential = self.credential(Role::Telegram, request_id).await?;
+                let clients = &self.clients;
+                Some(Arc::new(Telegram::new(
+                    clients.http.clone(),
+                    &clients.telegram_url,
+                    credential.secret().clone(),
+                    &config.channel_id,
+                    clients.clock.clone(),
+                )))
+            })
+            .await
+            .clone()
+    }
+
+    /// The tenant's FetLife upload by e-mail; `None` when not configured or
+    /// its SMTP password cannot be had.
+    pub async fn fetlife(&self, request_id: &str) -> Option<Arc<Fetlife>> {
+        self.fetlife
+            .get_or_init(|| async {
+                let config = &self.config.config;
+                let (fetlife, server) = (
+                    config.publishers.fetlife.as_ref()?,
+                    config.email_server.as_ref()?,
+                );
+                let credential = self.credential(Role::Smtp, request_id).await?;
+                Some(Arc::new(Fetlife {
+                    server: server.clone(),
+                    config: fetlife.clone(),
+                    confirmation: config.confirmation.clone(),
+                    password: credential.secret().clone(),
+                    extra_ca: self.clients.smtp_tls_ca_file.clone(),
+                }))
+            })
+            .await
+            .clone()
+    }
 }
 
 /// Why a tenant's services could not be had.
@@ -102,25 +191,39 @@ pub struct ServicesError {
     pub kind: CredentialErrorKind,
 }
 
+/// What every tenant's clients are built from: the process's HTTP client,
+/// the services' addresses, and what the clients of all tenants share.
+struct Clients {
+    http: reqwest::Client,
+    dropbox: DropboxApp,
+    /// Dropbox access tokens, shared by a tenant's successive service sets.
+    tokens: TokenCache,
+    image_cache_ttl: Duration,
+    openai_url: String,
+    telegram_url: String,
+    smtp_tls_ca_file: Option<PathBuf>,
+    pacer: Arc<Pacer>,
+    clock: Clock,
+}
+
 pub struct TenantRegistry {
     sets: Cache<String, Arc<TenantServices>>,
     flights: SingleFlight<(String, String), Result<Arc<TenantServices>, ServicesError>>,
     source: Arc<ConfigSource>,
     ttl: Duration,
     max_stale: Duration,
-    storage: Arc<StorageFactory>,
-}
-
-/// What every tenant's storage client is built from.
-struct StorageFactory {
-    dropbox: DropboxApp,
-    tokens: TokenCache,
-    image_cache_ttl: Duration,
+    clients: Arc<Clients>,
 }
 
 impl TenantRegistry {
-    pub fn new(source: Arc<ConfigSource>, settings: &Settings, http: reqwest::Client) -> Self {
+    pub fn new(
+        source: Arc<ConfigSource>,
+        settings: &Settings,
+        http: reqwest::Client,
+        clock: Clock,
+    ) -> Self {
         let cache: &CacheSettings = &settings.cache;
+        let services = &settings.services;
         Self {
             // Sets outlive their TTL by the stale window, to keep serving
             // through an orchestrator outage.
@@ -132,10 +235,16 @@ impl TenantRegistry {
             source,
             ttl: cache.tenant_ttl,
             max_stale: cache.max_stale,
-            storage: Arc::new(StorageFactory {
-                dropbox: DropboxApp::new(http, &settings.services),
+            clients: Arc::new(Clients {
+                dropbox: DropboxApp::new(http.clone(), services, clock.clone()),
                 tokens: TokenCache::new(cache.tenant_max_size),
                 image_cache_ttl: settings.web.image_cache_ttl,
+                openai_url: services.openai.clone(),
+                telegram_url: services.telegram.clone(),
+                smtp_tls_ca_file: services.smtp_tls_ca_file.clone(),
+                pacer: Arc::new(Pacer::new(settings.ai_rate_per_minute, clock.clone())),
+                http,
+                clock,
             }),
         }
     }
@@ -150,14 +259,16 @@ impl TenantRegistry {
         let existing = self.sets.get(&config.tenant);
         if let Some(set) = &existing {
             let ttl = self.ttl.min(config.ttl);
-            if set.config.config_version == config.config_version && set.built_at.elapsed() < ttl {
+            if set.config.config_version == config.config_version
+                && self.clients.clock.since(set.built_at) < ttl
+            {
                 return Ok(set.clone());
             }
         }
         let key = (config.tenant.clone(), config.config_version.clone());
         let build = Self::build(
             self.source.clone(),
-            self.storage.clone(),
+            self.clients.clone(),
             config.clone(),
             request_id.to_string(),
         );
@@ -176,7 +287,7 @@ impl TenantRegistry {
                 Some(set)
                     if set
                         .config
-                        .within_max_stale(SystemTime::now(), self.max_stale) =>
+                        .within_max_stale(self.clients.clock.now(), self.max_stale) =>
                 {
                     tracing::warn!(request_id, tenant = %config.tenant, %error, "keeping the existing services through an outage");
                     Ok(set)
@@ -192,7 +303,7 @@ impl TenantRegistry {
 
     async fn build(
         source: Arc<ConfigSource>,
-        factory: Arc<StorageFactory>,
+        clients: Arc<Clients>,
         config: Arc<RuntimeConfig>,
         request_id: String,
     ) -> Result<Arc<TenantServices>, ServicesError> {
@@ -218,8 +329,8 @@ impl TenantRegistry {
                     .await
                     .map_err(storage_error)?;
                 let dropbox = DropboxStorage::new(
-                    factory.dropbox.clone(),
-                    &factory.tokens,
+                    clients.dropbox.clone(),
+                    &clients.tokens,
                     &config.tenant,
                     credential.secret().clone(),
                 );
@@ -232,13 +343,17 @@ impl TenantRegistry {
             .map(|role| (role, OnceCell::new()))
             .collect();
         Ok(Arc::new(TenantServices {
+            listing: ListingCache::new(clients.image_cache_ttl, clients.clock.clone()),
+            built_at: clients.clock.now(),
             config,
             storage_credential,
             storage,
-            listing: ListingCache::new(factory.image_cache_ttl),
             lazy,
+            ai: OnceCell::new(),
+            telegram: OnceCell::new(),
+            fetlife: OnceCell::new(),
+            clients,
             source,
-            built_at: Instant::now(),
         }))
     }
 }

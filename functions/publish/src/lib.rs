@@ -1,10 +1,11 @@
 //! The publish function's handler, without the Lambda runtime: an event in,
-//! one summary per host out (publish.md §The publish function).
+//! one summary per host out (`docs/events.md`).
 
 use std::time::SystemTime;
 
 use futures::stream::{self, StreamExt};
-use publisher::workflow::{Options, Status, Summary, Workflow};
+use publisher::app::App;
+use publisher::workflow::{Options, Reason, Summary};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -90,12 +91,12 @@ pub fn parse_event(event: Value, default_hosts: &[String]) -> Result<Event, Hand
 /// Publishes every host of `event`, [`CONCURRENCY`] at a time, and answers
 /// `{"results": [summary, ...]}` in the event's host order.
 pub async fn handle(
-    workflow: &Workflow,
+    app: &App,
     event: Value,
     deadline: Option<SystemTime>,
     request_id: &str,
 ) -> Result<Value, HandlerError> {
-    let Event { hosts, mut options } = parse_event(event, &workflow.app().settings.publish_hosts)?;
+    let Event { hosts, mut options } = parse_event(event, &app.settings.publish_hosts)?;
     options.deadline = deadline;
     if hosts.is_empty() {
         tracing::error!(
@@ -108,7 +109,7 @@ pub async fn handle(
     }
     let options = &options;
     let summaries: Vec<Summary> = stream::iter(hosts)
-        .map(|host| async move { workflow.run(&host, options, request_id).await })
+        .map(|host| async move { run(app, &host, options, request_id).await })
         .buffered(CONCURRENCY)
         .collect()
         .await;
@@ -123,10 +124,7 @@ pub async fn handle(
             "publish summary"
         );
     }
-    if summaries
-        .iter()
-        .all(|s| s.status == Status::Failed && s.transient)
-    {
+    if summaries.iter().all(Summary::transient) {
         let why: Vec<String> = summaries
             .iter()
             .map(|s| format!("{}: {}", s.host, s.error.as_deref().unwrap_or("failed")))
@@ -134,6 +132,21 @@ pub async fn handle(
         return Err(HandlerError::AllFailed(why.join("; ")));
     }
     Ok(json!({ "results": summaries }))
+}
+
+/// One host's run, from its raw host name.
+async fn run(app: &App, raw_host: &str, options: &Options, request_id: &str) -> Summary {
+    match app.tenant(raw_host, request_id).await {
+        Ok(tenant) => app.workflow.run(&tenant, options, request_id).await,
+        Err(error) if error.is_not_found() => {
+            tracing::info!(request_id, host = raw_host, %error, "publish: tenant not found");
+            Summary::stopped(raw_host, None, Reason::TenantNotFound)
+        }
+        Err(error) => {
+            tracing::warn!(request_id, host = raw_host, %error, "publish: tenant unavailable");
+            Summary::stopped(raw_host, None, Reason::TenantUnavailable)
+        }
+    }
 }
 
 #[cfg(test)]

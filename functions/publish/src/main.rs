@@ -9,8 +9,6 @@ use std::sync::Arc;
 use lambda_runtime::{service_fn, LambdaEvent};
 use publisher::app::App;
 use publisher::settings::Settings;
-use publisher::state::Store;
-use publisher::workflow::Workflow;
 use serde_json::Value;
 
 #[tokio::main]
@@ -36,15 +34,13 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let store = Store::new(app.table.clone());
-    let workflow = Arc::new(Workflow::new(app, store));
     if in_lambda {
         let served = lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-            let workflow = workflow.clone();
+            let app = app.clone();
             async move {
                 let deadline = event.context.deadline();
                 let request_id = event.context.request_id.clone();
-                publish::handle(&workflow, event.payload, Some(deadline), &request_id)
+                publish::handle(&app, event.payload, Some(deadline), &request_id)
                     .await
                     .map_err(lambda_runtime::Error::from)
             }
@@ -58,11 +54,11 @@ async fn main() -> ExitCode {
             }
         };
     }
-    run_once(&workflow).await
+    run_once(&app).await
 }
 
 /// A local run: one event, one answer.
-async fn run_once(workflow: &Workflow) -> ExitCode {
+async fn run_once(app: &App) -> ExitCode {
     let mut text = String::new();
     let read = match std::env::args().nth(1) {
         Some(path) => std::fs::read_to_string(path).map(|t| text = t),
@@ -80,7 +76,7 @@ async fn run_once(workflow: &Workflow) -> ExitCode {
         }
     };
     let request_id = uuid::Uuid::new_v4().to_string();
-    match publish::handle(workflow, event, None, &request_id).await {
+    match publish::handle(app, event, None, &request_id).await {
         Ok(answer) => {
             println!("{answer:#}");
             ExitCode::SUCCESS

@@ -1,4 +1,4 @@
-//! The warmup function (publish.md §The warmup function): for every host of
+//! The warmup function (`docs/events.md`): for every host of
 //! its event, of `WARMUP_HOSTS` and of the table, fetches the runtime config
 //! from the orchestrator into DynamoDB ahead of expiry, so that web and
 //! publish instances find it fresh there, and checks that each of the
@@ -13,10 +13,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures::{stream, StreamExt};
 use publisher::app::App;
-use publisher::dynamo::CredentialCheck;
+use publisher::config::RuntimeConfig;
 use publisher::host;
 use publisher::secrets::Role;
-use publisher::source::{Orchestrated, Refresh, RuntimeConfig, SourceError};
+use publisher::source::{Orchestrated, Refresh, SourceError};
+use publisher::table::CredentialCheck;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -262,13 +263,13 @@ async fn check_credentials(
         CredentialCheck {
             role,
             error,
-            checked_at: SystemTime::now(),
+            checked_at: app.clock.now(),
         }
     }))
     .await;
     if let Some(table) = &app.table {
         if let Err(error) = table
-            .record_credential_checks(&config.tenant, &checks, &dropped)
+            .record_credential_checks(&config.tenant, &checks, &dropped, &app.clock)
             .await
         {
             tracing::warn!(request_id, host = %config.host, tenant = %config.tenant, %error, "cannot record the credential checks");

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use axum::response::Response;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use publisher::app::TenantContext;
 use publisher::sidecar::Sidecar;
 use publisher::storage::{FileEntry, Listing, StorageError};
+use publisher::tenant::TenantContext;
 use serde_json::{json, Value};
 
 use crate::responses::detail;

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use axum::http::request::Parts;
 use axum::response::Response;
-use publisher::app::{App, TenantContext};
+use publisher::app::App;
 use publisher::settings::Settings;
+use publisher::tenant::TenantContext;
 
 use crate::admin_session::AdminSessions;
 use crate::login_limit::LoginLimiter;

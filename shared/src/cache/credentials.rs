@@ -5,11 +5,12 @@
 //! when the entry's TTL (at most the tenant's runtime TTL) runs out.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use moka::sync::Cache;
 use moka::Expiry;
 
+use crate::clock::Clock;
 use crate::secrets::{Credential, CredentialRef, Role};
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -24,6 +25,9 @@ pub struct CredentialKey {
 struct Entry {
     credential: Arc<Credential>,
     ttl: Duration,
+    /// When the entry stops being served, on the injected clock (the
+    /// cache's own expiry after `ttl` only frees the memory).
+    until: SystemTime,
 }
 
 struct EntryTtl;
@@ -39,31 +43,47 @@ impl Expiry<CredentialKey, Entry> for EntryTtl {
     }
 }
 
-pub struct CredentialCache(Option<Cache<CredentialKey, Entry>>);
+pub struct CredentialCache {
+    entries: Option<Cache<CredentialKey, Entry>>,
+    clock: Clock,
+}
 
 impl CredentialCache {
     /// `enabled: false` caches nothing (`CREDENTIAL_CACHE_ENABLED`).
-    pub fn new(enabled: bool, max_size: u64) -> Self {
-        Self(enabled.then(|| {
-            Cache::builder()
-                .max_capacity(max_size)
-                .expire_after(EntryTtl)
-                .build()
-        }))
+    pub fn new(enabled: bool, max_size: u64, clock: Clock) -> Self {
+        Self {
+            entries: enabled.then(|| {
+                Cache::builder()
+                    .max_capacity(max_size)
+                    .expire_after(EntryTtl)
+                    .build()
+            }),
+            clock,
+        }
     }
 
     pub fn get(&self, key: &CredentialKey) -> Option<Arc<Credential>> {
-        self.0.as_ref()?.get(key).map(|e| e.credential)
+        let entry = self.entries.as_ref()?.get(key)?;
+        (self.clock.now() < entry.until).then_some(entry.credential)
     }
 
     pub fn insert(&self, key: CredentialKey, credential: Arc<Credential>, ttl: Duration) {
-        if let Some(cache) = &self.0 {
-            cache.insert(key, Entry { credential, ttl });
+        if let Some(cache) = &self.entries {
+            let now = self.clock.now();
+            let until = now.checked_add(ttl).unwrap_or(now);
+            cache.insert(
+                key,
+                Entry {
+                    credential,
+                    ttl,
+                    until,
+                },
+            );
         }
     }
 
     pub fn remove(&self, key: &CredentialKey) {
-        if let Some(cache) = &self.0 {
+        if let Some(cache) = &self.entries {
             cache.invalidate(key);
         }
     }

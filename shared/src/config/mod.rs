@@ -1,11 +1,16 @@
 //! A tenant's configuration: the orchestrator's runtime envelope (schema v1 and v2)
-//! or, in standalone mode, the environment, both turned into one [`TenantConfig`].
+//! or, in standalone mode, the environment, both turned into one [`TenantConfig`];
+//! and a host's configuration as the functions serve it ([`RuntimeConfig`]).
 
+mod block;
+mod envelope;
 mod paths;
-mod runtime;
+mod sections;
+mod served;
 mod standalone;
 
-pub use runtime::{parse_envelope, RuntimeEnvelope};
+pub use envelope::{parse_envelope, RuntimeEnvelope};
+pub use served::{Envelope, RuntimeConfig};
 pub use standalone::{standalone_config, StandaloneEnv};
 
 use crate::secrets::{CredentialRef, Role};

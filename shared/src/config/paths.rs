@@ -1,6 +1,6 @@
 //! Storage folder paths: one resolution rule for the runtime envelope and standalone.
 
-use super::runtime::Block;
+use super::block::Block;
 use super::{ConfigError, StoragePaths};
 
 /// Reads `{root, archive, keep, remove}` and resolves the three folders: relative

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use super::block::Block;
 use super::paths::storage_paths;
-use super::runtime::{
-    ai_settings, captionfile, confirmation, content, fetlife_config, Block, PUBLISHER_TYPES,
+use super::sections::{
+    ai_settings, captionfile, confirmation, content, fetlife_config, PUBLISHER_TYPES,
 };
 use super::{
     ConfigError, EmailServer, Features, Publishers, StorageConfig, StorageProvider, TelegramConfig,

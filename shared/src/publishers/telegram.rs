@@ -14,12 +14,22 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use super::PublishResult;
+use crate::clock::Clock;
+use crate::retry::{self, Policy, Step};
 
 /// Telegram shows photos at most this wide; larger ones are resized first.
 pub const MAX_WIDTH: u32 = 1280;
 const JPEG_QUALITY: u8 = 90;
-const ATTEMPTS: u32 = 3;
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+/// Only rate limits are retried (a timed-out upload may have posted): three
+/// tries, waiting Telegram's `retry_after` (1 s doubling without one), at
+/// most 10 s.
+const RETRY: Policy = Policy {
+    attempts: 3,
+    base: Duration::from_secs(1),
+    cap: Duration::from_secs(10),
+    jitter: 0.0,
+    give_up_beyond_cap: false,
+};
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// Guards the decoder against images that claim absurd sizes.
 const MAX_DECODE_BYTES: usize = 512 * 1024 * 1024;
@@ -159,6 +169,7 @@ pub struct Telegram {
     api_url: String,
     bot_token: SecretString,
     chat_id: String,
+    clock: Clock,
 }
 
 impl Telegram {
@@ -167,12 +178,14 @@ impl Telegram {
         api_url: &str,
         bot_token: SecretString,
         chat_id: &str,
+        clock: Clock,
     ) -> Self {
         Self {
             http,
             api_url: api_url.trim_end_matches('/').to_string(),
             bot_token,
             chat_id: chat_id.to_string(),
+            clock,
         }
     }
 
@@ -190,8 +203,8 @@ impl Telegram {
             self.api_url,
             self.bot_token.expose_secret()
         );
-        let mut attempt = 1;
-        loop {
+        let (url, photo) = (&url, &photo);
+        let finished = retry::run(&RETRY, &self.clock, |attempt| async move {
             let part = Part::bytes(photo.clone())
                 .file_name("photo.jpg")
                 .mime_str("image/jpeg")
@@ -204,7 +217,7 @@ impl Telegram {
             }
             let sent = self
                 .http
-                .post(&url)
+                .post(url)
                 .multipart(form)
                 .timeout(TIMEOUT)
                 .send()
@@ -214,7 +227,10 @@ impl Telegram {
                 Err(error) => {
                     let error = error.without_url();
                     tracing::warn!(request_id, %error, "telegram sendPhoto failed");
-                    return PublishResult::failed(format!("Telegram unreachable: {error}"), true);
+                    return Step::Fail(PublishResult::failed(
+                        format!("Telegram unreachable: {error}"),
+                        true,
+                    ));
                 }
             };
             let status = response.status();
@@ -229,7 +245,7 @@ impl Telegram {
                     post_id = post_id.as_deref().unwrap_or(""),
                     "telegram photo sent"
                 );
-                return PublishResult::published(post_id);
+                return Step::Done(PublishResult::published(post_id));
             }
             let code = body["error_code"]
                 .as_u64()
@@ -238,19 +254,24 @@ impl Telegram {
                 .as_str()
                 .map_or_else(|| status.to_string(), str::to_string);
             tracing::warn!(request_id, http_status = status.as_u16(), error_code = code, %description, attempt, "telegram sendPhoto rejected");
-            let retry_after = body["parameters"]["retry_after"].as_u64();
-            if code == 429 && attempt < ATTEMPTS {
-                let wait = Duration::from_secs(retry_after.unwrap_or(1)).min(MAX_RETRY_AFTER);
-                tokio::time::sleep(wait).await;
-                attempt += 1;
-                continue;
-            }
             let transient = code == 429 || status.is_server_error();
-            return PublishResult::failed(
-                format!("Telegram error {code}: {description}"),
-                transient,
-            );
-        }
+            let failed =
+                PublishResult::failed(format!("Telegram error {code}: {description}"), transient);
+            if code == 429 {
+                // Telegram says when in its body: `parameters.retry_after`.
+                let after = body["parameters"]["retry_after"]
+                    .as_u64()
+                    .map(Duration::from_secs);
+                Step::Retry {
+                    error: failed,
+                    after,
+                }
+            } else {
+                Step::Fail(failed)
+            }
+        })
+        .await;
+        finished.result.unwrap_or_else(|failed| failed)
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -21,6 +21,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::{clean_path, hex, join, FileEntry, Storage, StorageError, ThumbnailSize};
+use crate::clock::Clock;
+use crate::retry::{self, Finished, Policy, Step};
 use crate::settings::ServiceUrls;
 
 /// Dropbox refuses single uploads over 150 MiB (larger ones need sessions).
@@ -30,27 +32,18 @@ const CONTENT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Refresh this long before the token expires, at most (a tenth of short lifetimes).
 const EXPIRY_MARGIN: Duration = Duration::from_secs(300);
 
-/// How failed calls are retried.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// Tries per call, the first included.
-    pub attempts: u32,
-    /// First backoff without `Retry-After`; doubles per retry.
-    pub base_delay: Duration,
-    /// A `Retry-After` longer than this ends the call at once (it could not
-    /// finish within a request's time anyway).
-    pub max_wait: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            attempts: 3,
-            base_delay: Duration::from_millis(250),
-            max_wait: Duration::from_secs(10),
-        }
-    }
-}
+/// 429 and 5xx are tried three times, 250 ms doubling between tries; a
+/// `Retry-After` longer than 10 s ends the call at once (it could not finish
+/// within a request's time anyway).
+pub const RETRY: Policy = Policy {
+    attempts: 3,
+    base: Duration::from_millis(250),
+    cap: Duration::from_secs(10),
+    jitter: 0.25,
+    give_up_beyond_cap: true,
+};
+/// An access token is kept at most this long, whatever `expires_in` says.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// The Dropbox app every tenant's storage goes through: endpoints, app key and
 /// secret, the process's HTTP client.
@@ -62,11 +55,12 @@ pub struct DropboxApp {
     /// The app key and secret; without them no token can be had, and every
     /// call fails as unavailable.
     client: Option<(String, SecretString)>,
-    retry: RetryPolicy,
+    retry: Policy,
+    clock: Clock,
 }
 
 impl DropboxApp {
-    pub fn new(http: reqwest::Client, services: &ServiceUrls) -> Self {
+    pub fn new(http: reqwest::Client, services: &ServiceUrls, clock: Clock) -> Self {
         let client = services
             .dropbox_app_key
             .clone()
@@ -76,11 +70,12 @@ impl DropboxApp {
             api_url: services.dropbox_api.trim_end_matches('/').to_string(),
             content_url: services.dropbox_content.trim_end_matches('/').to_string(),
             client,
-            retry: RetryPolicy::default(),
+            retry: RETRY,
+            clock,
         }
     }
 
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+    pub fn with_retry(mut self, retry: Policy) -> Self {
         self.retry = retry;
         self
     }
@@ -124,7 +119,7 @@ struct SlotState {
 #[derive(Clone)]
 struct AccessToken {
     value: SecretString,
-    fresh_until: Instant,
+    fresh_until: SystemTime,
     /// Tells a token that failed with 401 from one refreshed since.
     generation: u64,
 }
@@ -153,12 +148,6 @@ struct Call<'a> {
     idempotent: bool,
 }
 
-/// What a failed try says about the next one.
-enum Failure {
-    Retry(String, Option<Duration>),
-    Final(StorageError),
-}
-
 impl DropboxStorage {
     pub fn new(
         app: DropboxApp,
@@ -179,7 +168,7 @@ impl DropboxStorage {
     async fn access_token(&self, stale: Option<u64>) -> Result<AccessToken, StorageError> {
         let mut state = self.token.state.lock().await;
         if let Some(token) = &state.token {
-            if token.fresh_until > Instant::now() && Some(token.generation) != stale {
+            if token.fresh_until > self.app.clock.now() && Some(token.generation) != stale {
                 return Ok(token.clone());
             }
         }
@@ -187,10 +176,14 @@ impl DropboxStorage {
         let (value, expires_in) = self.exchange().await?;
         crate::telemetry::register_secret(&value);
         state.generation += 1;
-        let margin = (expires_in / 10).min(EXPIRY_MARGIN);
+        let lifetime = expires_in.min(MAX_TOKEN_LIFETIME);
+        let margin = (lifetime / 10).min(EXPIRY_MARGIN);
+        let now = self.app.clock.now();
         let token = AccessToken {
             value,
-            fresh_until: Instant::now() + expires_in.saturating_sub(margin),
+            fresh_until: now
+                .checked_add(lifetime.saturating_sub(margin))
+                .unwrap_or(now),
             generation: state.generation,
         };
         state.token = Some(token.clone());
@@ -212,9 +205,9 @@ impl DropboxStorage {
             ));
         };
         let url = format!("{}/oauth2/token", self.app.api_url);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        let unavailable = |reason: String| Step::retry(StorageError::Unavailable(reason));
+        let url = &url;
+        let exchanged = retry::run(&self.app.retry, &self.app.clock, |_| async move {
             let form = [
                 ("grant_type", "refresh_token"),
                 ("refresh_token", self.refresh_token.expose_secret()),
@@ -224,23 +217,30 @@ impl DropboxStorage {
             let sent = self
                 .app
                 .http
-                .post(&url)
+                .post(url)
                 .form(&form)
                 .timeout(RPC_TIMEOUT)
                 .send()
                 .await;
-            let failure = match sent {
+            match sent {
                 Ok(response) if response.status().is_success() => {
-                    let answer: Answer = response.json().await.map_err(|_| {
-                        StorageError::Unavailable("token endpoint: unreadable answer".into())
-                    })?;
-                    let value = SecretString::from(answer.access_token);
-                    return Ok((value, Duration::from_secs(answer.expires_in)));
+                    match response.json::<Answer>().await {
+                        Ok(answer) => Step::Done((
+                            SecretString::from(answer.access_token),
+                            Duration::from_secs(answer.expires_in),
+                        )),
+                        Err(_) => Step::Fail(StorageError::Unavailable(
+                            "token endpoint: unreadable answer".into(),
+                        )),
+                    }
                 }
-                Ok(response) if is_transient(response.status()) => Failure::Retry(
-                    format!("token endpoint: HTTP {}", response.status().as_u16()),
-                    retry_after(response.headers()),
-                ),
+                Ok(response) if is_transient(response.status()) => Step::Retry {
+                    error: StorageError::Unavailable(format!(
+                        "token endpoint: HTTP {}",
+                        response.status().as_u16()
+                    )),
+                    after: retry::retry_after(response.headers(), self.app.clock.now()),
+                },
                 Ok(response) => {
                     let status = response.status().as_u16();
                     // The OAuth error code (`invalid_grant`, ...) names the cause
@@ -252,101 +252,89 @@ impl DropboxStorage {
                         .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
                         .unwrap_or_default();
                     tracing::warn!(tenant = %self.tenant, status, error = %code, "dropbox token exchange refused");
-                    Failure::Final(StorageError::Unauthorized)
+                    Step::Fail(StorageError::Unauthorized)
                 }
-                Err(error) => {
-                    Failure::Retry(format!("token endpoint: {}", transport(&error)), None)
-                }
-            };
-            self.pause_or_fail(attempt, failure).await?;
-        }
+                Err(error) => unavailable(format!("token endpoint: {}", transport(&error))),
+            }
+        })
+        .await;
+        exchanged.result
     }
 
-    /// Waits before the next try, or answers why there is none.
-    async fn pause_or_fail(&self, attempt: u32, failure: Failure) -> Result<(), StorageError> {
-        let (reason, retry_after) = match failure {
-            Failure::Final(error) => return Err(error),
-            Failure::Retry(reason, retry_after) => (reason, retry_after),
-        };
-        let policy = self.app.retry;
-        if attempt >= policy.attempts {
-            return Err(StorageError::Unavailable(reason));
-        }
-        let wait = match retry_after {
-            Some(wait) if wait > policy.max_wait => {
-                return Err(StorageError::Unavailable(format!(
-                    "{reason}, retry after {}s",
-                    wait.as_secs()
-                )))
-            }
-            Some(wait) => wait,
-            None => {
-                let base = policy.base_delay.saturating_mul(1 << (attempt - 1).min(16));
-                let jitter = rand::random_range(0..=base.as_millis() as u64 / 4);
-                base + Duration::from_millis(jitter)
-            }
-        };
-        tracing::debug!(tenant = %self.tenant, %reason, wait_ms = wait.as_millis() as u64, "dropbox call retried");
-        tokio::time::sleep(wait).await;
-        Ok(())
-    }
-
-    /// Sends `call` until it succeeds, fails for good, or runs out of tries.
+    /// Sends `call` until it succeeds, fails for good, or runs out of tries;
+    /// a 401 refreshes the access token once (not counted as a try) and
+    /// sends it again.
     async fn send(&self, call: Call<'_>) -> Result<reqwest::Response, StorageError> {
         let started = Instant::now();
-        let mut token = self.access_token(None).await?;
+        let mut attempts = 0;
+        let mut token = self.access_token(None).await;
         let mut refreshed = false;
-        let mut attempt = 0;
         let outcome = loop {
-            attempt += 1;
-            let request = match self.request(&call, &token) {
-                Ok(request) => request,
-                Err(error) => break Err(error),
+            let current = match &token {
+                Ok(current) => current,
+                Err(error) => break Err(error.clone()),
             };
-            let failure = match request.send().await {
-                Ok(response) if response.status().is_success() => break Ok(response),
-                Ok(response) if response.status() == StatusCode::UNAUTHORIZED => {
-                    if refreshed {
-                        break Err(StorageError::Unauthorized);
-                    }
-                    // One refresh, which does not count as a try.
+            let finished = self.send_with(&call, current).await;
+            attempts += finished.attempts;
+            match finished.result {
+                Err(StorageError::Unauthorized) if !refreshed => {
                     refreshed = true;
-                    attempt -= 1;
-                    match self.access_token(Some(token.generation)).await {
-                        Ok(fresh) => token = fresh,
-                        Err(error) => break Err(error),
-                    }
-                    continue;
+                    token = self.access_token(Some(current.generation)).await;
                 }
-                Ok(response) if is_transient(response.status()) => Failure::Retry(
-                    format!("{}: HTTP {}", call.route, response.status().as_u16()),
-                    retry_after(response.headers()),
-                ),
-                Ok(response) => Failure::Final(refusal(response).await),
-                Err(error) if call.idempotent || error.is_connect() => {
-                    Failure::Retry(format!("{}: {}", call.route, transport(&error)), None)
-                }
-                Err(error) => Failure::Final(StorageError::Unavailable(format!(
-                    "{}: {}",
-                    call.route,
-                    transport(&error)
-                ))),
-            };
-            if let Err(error) = self.pause_or_fail(attempt, failure).await {
-                break Err(error);
+                result => break result,
             }
         };
         let latency_ms = started.elapsed().as_millis() as u64;
         match &outcome {
             Ok(_) => {
-                tracing::debug!(tenant = %self.tenant, route = call.route, attempt, latency_ms, "dropbox call")
+                tracing::debug!(tenant = %self.tenant, route = call.route, attempts, latency_ms, "dropbox call")
             }
             Err(StorageError::NotFound) => {}
             Err(error) => {
-                tracing::warn!(tenant = %self.tenant, route = call.route, attempt, latency_ms, %error, "dropbox call failed")
+                tracing::warn!(tenant = %self.tenant, route = call.route, attempts, latency_ms, %error, "dropbox call failed")
             }
         }
         outcome
+    }
+
+    /// `call` with one access token, retried by the policy; a 401 is final
+    /// here (the caller refreshes the token).
+    async fn send_with(
+        &self,
+        call: &Call<'_>,
+        token: &AccessToken,
+    ) -> Finished<reqwest::Response, StorageError> {
+        let unavailable = |reason: String| StorageError::Unavailable(reason);
+        retry::run(&self.app.retry, &self.app.clock, |_| async move {
+            let request = match self.request(call, token) {
+                Ok(request) => request,
+                Err(error) => return Step::Fail(error),
+            };
+            match request.send().await {
+                Ok(response) if response.status().is_success() => Step::Done(response),
+                Ok(response) if response.status() == StatusCode::UNAUTHORIZED => {
+                    Step::Fail(StorageError::Unauthorized)
+                }
+                Ok(response) if is_transient(response.status()) => Step::Retry {
+                    error: unavailable(format!(
+                        "{}: HTTP {}",
+                        call.route,
+                        response.status().as_u16()
+                    )),
+                    after: retry::retry_after(response.headers(), self.app.clock.now()),
+                },
+                Ok(response) => Step::Fail(refusal(response).await),
+                Err(error) if call.idempotent || error.is_connect() => Step::retry(unavailable(
+                    format!("{}: {}", call.route, transport(&error)),
+                )),
+                Err(error) => Step::Fail(unavailable(format!(
+                    "{}: {}",
+                    call.route,
+                    transport(&error)
+                ))),
+            }
+        })
+        .await
     }
 
     fn request(
@@ -604,16 +592,6 @@ fn is_transient(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
 }
 
-/// `Retry-After` in seconds or as an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or_default())
-}
-
 /// A transport failure in words that carry no URL.
 fn transport(error: &reqwest::Error) -> &'static str {
     if error.is_timeout() {
@@ -712,22 +690,6 @@ mod tests {
         ] {
             assert!(!is_not_found(s), "{s}");
         }
-    }
-
-    #[test]
-    fn retry_after_seconds_or_date() {
-        let mut headers = HeaderMap::new();
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("3"));
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
-        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
-        headers.insert(RETRY_AFTER, HeaderValue::from_str(&later).expect("date"));
-        let wait = retry_after(&headers).expect("date parsed");
-        assert!(
-            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
-            "{wait:?}"
-        );
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&headers), None);
     }
 
     #[test]

@@ -5,10 +5,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 use super::{is_image_name, FileEntry, Storage, StorageError};
 use crate::cache::SingleFlight;
+use crate::clock::Clock;
 use crate::sidecar::sidecar_path;
 
 /// The files directly in a folder, sorted by the names' bytes.
@@ -75,21 +76,23 @@ pub struct ListingCache {
     generation: AtomicU64,
     current: Mutex<Option<Cached>>,
     flights: SingleFlight<u64, Result<Arc<Listing>, StorageError>>,
+    clock: Clock,
 }
 
 struct Cached {
-    at: Instant,
+    at: SystemTime,
     generation: u64,
     listing: Arc<Listing>,
 }
 
 impl ListingCache {
-    pub fn new(ttl: Duration) -> Self {
+    pub fn new(ttl: Duration, clock: Clock) -> Self {
         Self {
             ttl,
             generation: AtomicU64::new(0),
             current: Mutex::new(None),
             flights: SingleFlight::default(),
+            clock,
         }
     }
 
@@ -115,7 +118,7 @@ impl ListingCache {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         if self.generation.load(Ordering::SeqCst) == generation {
             *current = Some(Cached {
-                at: Instant::now(),
+                at: self.clock.now(),
                 generation,
                 listing: listing.clone(),
             });
@@ -135,7 +138,8 @@ impl ListingCache {
         current
             .as_ref()
             .filter(|c| {
-                c.at.elapsed() < self.ttl && c.generation == self.generation.load(Ordering::SeqCst)
+                self.clock.since(c.at) < self.ttl
+                    && c.generation == self.generation.load(Ordering::SeqCst)
             })
             .map(|c| c.listing.clone())
     }

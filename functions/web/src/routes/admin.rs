@@ -7,7 +7,7 @@ use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use publisher::app::TenantContext;
+use publisher::tenant::TenantContext;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;

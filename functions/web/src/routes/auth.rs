@@ -8,7 +8,7 @@ use axum::extract::Query;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
-use publisher::app::TenantContext;
+use publisher::tenant::TenantContext;
 
 use crate::oidc::{AuthError, CallbackParams};
 use crate::web_state::WebState;

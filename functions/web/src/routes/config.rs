@@ -2,7 +2,8 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::{Extension, Json};
-use publisher::app::{App, TenantContext};
+use publisher::app::App;
+use publisher::tenant::TenantContext;
 use serde_json::{json, Value};
 
 pub async fn features(

@@ -7,8 +7,8 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use publisher::app::TenantContext;
 use publisher::storage::{StorageError, ThumbnailSize};
+use publisher::tenant::TenantContext;
 use rand::seq::IndexedRandom;
 use serde_json::json;
 

@@ -1,21 +1,19 @@
-//! `POST /api/images/{filename}/analyze` and `/publish` (mutate): the
-//! publish function's analysis and workflow, for one file the admin chose.
+//! `POST /api/images/{filename}/analyze` and `/publish` (mutate): the publish
+//! workflow's caption step and its whole run, for one file the admin chose.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
-use publisher::ai::AiClient;
-use publisher::app::{App, TenantContext};
+use publisher::app::App;
 use publisher::publishers::captions::CaptionSpec;
-use publisher::sidecar::sidecar_path;
-use publisher::state::Store;
-use publisher::workflow::{self, Generated, Options, Status, Workflow};
+use publisher::tenant::TenantContext;
+use publisher::workflow::caption::{self, Caption, Generated};
+use publisher::workflow::{Options, Reason};
 use serde_json::{json, Value};
 
 use crate::guards::Mutate;
@@ -31,19 +29,8 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/api/images/{filename}/publish", post(publish))
 }
 
-/// Without a table, this process's posted set (local runs).
-static MEMORY_STATE: LazyLock<Store> = LazyLock::new(|| Store::new(None));
-
-fn store(app: &App) -> Store {
-    match &app.table {
-        Some(table) => Store::new(Some(table.clone())),
-        None => MEMORY_STATE.clone(),
-    }
-}
-
 pub async fn analyze(
     _: Mutate,
-    State(app): State<Arc<App>>,
     Extension(tenant): Extension<TenantContext>,
     Extension(id): Extension<RequestId>,
     name: Result<Path<String>, PathRejection>,
@@ -52,79 +39,37 @@ pub async fn analyze(
     let force_refresh = force_refresh(query.as_deref())?;
     let name = name.map(|Path(name)| name).unwrap_or_default();
     let (listing, entry) = find_image(&tenant, &name, &id.0).await?;
-    let storage = tenant.services.storage();
-    let existing = match listing.sidecar_of(&entry.name) {
-        Some(file) => workflow::read_sidecar(storage.as_ref(), &file.path, &id.0).await,
-        None => None,
-    };
-    if let Some(sidecar) = existing.filter(|s| !force_refresh && s.caption().is_some()) {
-        return Ok(Json(analysis_response(
-            &entry.name,
-            None,
-            sidecar.caption().unwrap_or_default(),
-            Some(sidecar.sd_caption).filter(|s| !s.is_empty()),
-            false,
-        ))
-        .into_response());
-    }
-    let placeholder = || {
-        Json(analysis_response(
-            &entry.name,
-            None,
-            String::new(),
-            None,
-            false,
-        ))
-        .into_response()
-    };
-    let Some(ai) = AiClient::for_tenant(&app, &tenant, &id.0).await else {
-        return Ok(placeholder());
+    let services = &tenant.services;
+    let found = caption::find(services, &listing, &entry, force_refresh, &id.0).await;
+    let generated = match found.caption {
+        Caption::Sidecar(sidecar) => {
+            let sd_caption = Some(sidecar.sd_caption.clone()).filter(|s| !s.is_empty());
+            let caption = sidecar.caption().unwrap_or_default();
+            let answer = analysis_response(&entry.name, None, caption, sd_caption, false);
+            return Ok(Json(answer).into_response());
+        }
+        Caption::Missing => {
+            let answer = analysis_response(&entry.name, None, String::new(), None, false);
+            return Ok(Json(answer).into_response());
+        }
+        Caption::Generated(generated) => generated,
     };
     let config = &tenant.config.config;
-    let spec = CaptionSpec::for_config(config);
-    let generated = match workflow::analyze(&ai, storage.as_ref(), &entry, &id.0).await {
-        Ok(analysis) => match ai.caption(&analysis, &spec, &id.0).await {
-            Ok(captions) => Generated { analysis, captions },
-            Err(error) => {
-                tracing::warn!(request_id = id.0, tenant = %tenant.config.tenant, %error, "analyze: caption failed");
-                return Ok(placeholder());
-            }
-        },
-        Err(error) => {
-            tracing::warn!(request_id = id.0, tenant = %tenant.config.tenant, %error, "analyze: vision failed");
-            return Ok(placeholder());
-        }
-    };
-    let caption = spec.with_hashtags(&generated.captions.caption);
-    let mut written = false;
-    if !config.content.debug {
-        let sidecar = workflow::sidecar_for(&entry, None, &generated, &caption, config);
-        let text = sidecar.render(config.captionfile.extended_metadata_enabled);
-        match storage
-            .upload(&sidecar_path(&entry.path), Bytes::from(text))
+    let caption = CaptionSpec::for_config(config).with_hashtags(&generated.captions.caption);
+    let written = !config.content.debug && {
+        let text = caption::sidecar_for(&entry, None, &generated, &caption, config)
+            .render(config.captionfile.extended_metadata_enabled);
+        caption::write_sidecar(services, &entry, text, &id.0)
             .await
-        {
-            Ok(()) => {
-                written = true;
-                tenant.services.forget_images();
-            }
-            Err(error) => {
-                tracing::warn!(request_id = id.0, tenant = %tenant.config.tenant, %error, "analyze: sidecar not written")
-            }
-        }
-    }
-    Ok(Json(analysis_response(
-        &entry.name,
-        Some(&generated),
-        caption,
-        generated.captions.sd_caption.clone(),
-        written,
-    ))
-    .into_response())
+            .is_some()
+    };
+    let sd_caption = generated.captions.sd_caption.clone();
+    let answer = analysis_response(&entry.name, Some(&generated), caption, sd_caption, written);
+    Ok(Json(answer).into_response())
 }
 
-/// web.md's analysis response; without an analysis its description, mood
-/// and tags are empty.
+/// The analysis response; without an analysis its description, mood and
+/// tags are empty.
 fn analysis_response(
     filename: &str,
     generated: Option<&Generated>,
@@ -161,22 +106,23 @@ pub async fn publish(
         select: Some(entry.name.clone()),
         ..Options::default()
     };
-    let summary = Workflow::new(app.clone(), store(&app))
-        .run_for(&tenant, &options, &id.0)
-        .await;
-    let stopped_early = summary.status == Status::Failed
-        && summary.results.is_empty()
-        && summary.error.as_deref() != Some(workflow::NO_PUBLISHER);
-    if stopped_early {
-        let error = summary.error.unwrap_or_default();
-        return Err(if error == workflow::IMAGE_NOT_FOUND {
+    let summary = app.workflow.run(&tenant, &options, &id.0).await;
+    match &summary.reason {
+        // Gone since the listing was cached.
+        Some(Reason::ImageNotFound) => {
             tenant.services.forget_images();
-            not_found()
-        } else if summary.transient {
-            detail(StatusCode::SERVICE_UNAVAILABLE, &error)
-        } else {
-            detail(StatusCode::BAD_GATEWAY, &error)
-        });
+            return Err(not_found());
+        }
+        // Stopped before any publisher was tried.
+        Some(reason @ (Reason::Storage { .. } | Reason::PostedSetUnavailable(_))) => {
+            let status = if reason.transient() {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
+            return Err(detail(status, &reason.to_string()));
+        }
+        _ => {}
     }
     let any_success = summary.any_success();
     Ok(Json(json!({
@@ -188,7 +134,7 @@ pub async fn publish(
     .into_response())
 }
 
-/// `force_refresh` as settings.md reads booleans; anything else is a 422.
+/// `force_refresh` as the settings read booleans; anything else is a 422.
 fn force_refresh(query: Option<&str>) -> Result<bool, Response> {
     let value = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .find(|(key, _)| key == "force_refresh")

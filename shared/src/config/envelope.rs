@@ -1,23 +1,22 @@
 //! The orchestrator's runtime envelope (`/v1/runtime/by-host`), schema v1 and v2.
 //!
 //! The JSON is walked by hand through [`Block`] rather than with serde derives so
-//! that a wrong type names its exact field (`config.features.keep_enabled`) and the
-//! error never echoes the offending value (serde's messages do, and it may be a ref).
-//! The block readers below are shared with standalone mode.
+//! that a wrong type names its exact field and never echoes a value.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::block::{Block, Usable};
 use super::paths::storage_paths;
+use super::sections::{
+    ai_settings, captionfile, confirmation, content, fetlife_config, PUBLISHER_TYPES,
+};
 use super::{
-    is_valid_model, AiConfig, CaptionFile, CaptionTarget, ConfigError, Confirmation, Content,
-    EmailServer, Features, FetlifeConfig, Publishers, StorageConfig, StorageProvider, SubjectMode,
-    TelegramConfig, TenantConfig, DEFAULT_CAPTION_MODEL, DEFAULT_VISION_MODEL,
+    CaptionFile, ConfigError, Confirmation, Content, EmailServer, Features, Publishers,
+    StorageConfig, StorageProvider, TelegramConfig, TenantConfig,
 };
 use crate::secrets::CredentialRef;
 
 const APP_TYPE: &str = "publisher_v2";
-/// The publisher types this service supports; others are ignored.
-pub(super) const PUBLISHER_TYPES: [&str; 2] = ["telegram", "fetlife"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuntimeEnvelope {
@@ -191,10 +190,6 @@ fn publishers(value: Option<&Value>, path: &str) -> Result<Publishers, ConfigErr
     Ok(out)
 }
 
-/// Outer error: a wrong JSON type (the configuration is invalid). Inner error: the
-/// entry lacks what it needs (a runtime entry is skipped; in standalone it is fatal).
-pub(super) type Usable<T> = Result<T, ConfigError>;
-
 fn telegram(entry: &Block<'_>, config: &Block<'_>) -> Result<Usable<TelegramConfig>, ConfigError> {
     let credentials_ref = entry.string("credentials_ref")?;
     let channel_id = config.string_or_int("channel_id")?;
@@ -205,38 +200,6 @@ fn telegram(entry: &Block<'_>, config: &Block<'_>) -> Result<Usable<TelegramConf
         }),
         (None, _) => Err(entry.err("credentials_ref", "required")),
         (_, None) => Err(config.err("channel_id", "required")),
-    })
-}
-
-/// `recipient`, `caption_target` and `subject_mode` of a fetlife publisher.
-pub(super) fn fetlife_config(b: &Block<'_>) -> Result<Usable<FetlifeConfig>, ConfigError> {
-    let recipient = b.string("recipient")?;
-    let caption_target = b.choice(
-        "caption_target",
-        CaptionTarget::Subject,
-        &[
-            ("subject", CaptionTarget::Subject),
-            ("body", CaptionTarget::Body),
-            ("both", CaptionTarget::Both),
-        ],
-    )?;
-    let subject_mode = b.choice(
-        "subject_mode",
-        SubjectMode::Normal,
-        &[
-            ("normal", SubjectMode::Normal),
-            ("private", SubjectMode::Private),
-            ("avatar", SubjectMode::Avatar),
-        ],
-    )?;
-    Ok(match (recipient, caption_target, subject_mode) {
-        (Some(recipient), Ok(caption_target), Ok(subject_mode)) => Ok(FetlifeConfig {
-            recipient,
-            caption_target,
-            subject_mode,
-        }),
-        (None, _, _) => Err(b.err("recipient", "required")),
-        (_, Err(e), _) | (_, _, Err(e)) => Err(e),
     })
 }
 
@@ -262,194 +225,13 @@ fn email_server(b: &Block<'_>) -> Result<Option<EmailServer>, ConfigError> {
     }))
 }
 
-/// The `ai` block (standalone: `OPENAI_SETTINGS`) for an already known reference.
-pub(super) fn ai_settings(
-    b: &Block<'_>,
-    credentials_ref: CredentialRef,
-) -> Result<AiConfig, ConfigError> {
-    let model = |key: &str, default: &str| -> Result<String, ConfigError> {
-        Ok(b.model(key)?.unwrap_or_else(|| default.to_owned()))
-    };
-    Ok(AiConfig {
-        credentials_ref,
-        vision_model: model("vision_model", DEFAULT_VISION_MODEL)?,
-        caption_model: model("caption_model", DEFAULT_CAPTION_MODEL)?,
-        system_prompt: b.string("system_prompt")?,
-        role_prompt: b.string("role_prompt")?,
-        sd_caption_enabled: b.bool("sd_caption_enabled", true)?,
-        sd_caption_single_call_enabled: b.bool("sd_caption_single_call_enabled", true)?,
-        sd_caption_model: b.model("sd_caption_model")?,
-        sd_caption_system_prompt: b.string("sd_caption_system_prompt")?,
-        sd_caption_role_prompt: b.string("sd_caption_role_prompt")?,
-    })
-}
-
-pub(super) fn captionfile(b: &Block<'_>) -> Result<CaptionFile, ConfigError> {
-    Ok(CaptionFile {
-        extended_metadata_enabled: b.bool("extended_metadata_enabled", false)?,
-        artist_alias: b.string("artist_alias")?,
-    })
-}
-
-pub(super) fn confirmation(b: &Block<'_>) -> Result<Confirmation, ConfigError> {
-    let defaults = Confirmation::default();
-    let count = b.i64("confirmation_tags_count")?;
-    Ok(Confirmation {
-        confirmation_to_sender: b
-            .bool("confirmation_to_sender", defaults.confirmation_to_sender)?,
-        // Negative means "none"; the orchestrator does not bound it above.
-        confirmation_tags_count: count.map_or(defaults.confirmation_tags_count, |n| {
-            u32::try_from(n.max(0)).unwrap_or(u32::MAX)
-        }),
-        confirmation_tags_nature: b.string("confirmation_tags_nature")?,
-    })
-}
-
-pub(super) fn content(b: &Block<'_>) -> Result<Content, ConfigError> {
-    let defaults = Content::default();
-    Ok(Content {
-        hashtag_string: b
-            .string("hashtag_string")?
-            .unwrap_or(defaults.hashtag_string),
-        archive: b.bool("archive", defaults.archive)?,
-        debug: b.bool("debug", defaults.debug)?,
-    })
-}
-
-/// A JSON object read at `path`, with typed getters whose errors name the field.
-/// An absent or null object reads as empty; a null, absent or empty-string field
-/// reads as absent, so it takes its default.
-pub(super) struct Block<'a> {
-    map: Option<&'a Map<String, Value>>,
-    path: String,
-}
-
-impl<'a> Block<'a> {
-    pub(super) fn new(
-        value: Option<&'a Value>,
-        path: impl Into<String>,
-    ) -> Result<Self, ConfigError> {
-        let path = path.into();
-        match value {
-            None | Some(Value::Null) => Ok(Self { map: None, path }),
-            Some(Value::Object(map)) => Ok(Self {
-                map: Some(map),
-                path,
-            }),
-            Some(_) => Err(ConfigError::new(path, "expected an object")),
-        }
-    }
-
-    pub(super) fn path(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{}.{key}", self.path)
-        }
-    }
-
-    pub(super) fn err(&self, key: &str, reason: &str) -> ConfigError {
-        ConfigError::new(self.path(key), reason)
-    }
-
-    /// The raw value, `None` when absent or null.
-    pub(super) fn get(&self, key: &str) -> Option<&'a Value> {
-        self.map?.get(key).filter(|v| !v.is_null())
-    }
-
-    pub(super) fn block(&self, key: &str) -> Result<Block<'a>, ConfigError> {
-        Block::new(self.get(key), self.path(key))
-    }
-
-    pub(super) fn required_block(&self, key: &str) -> Result<Block<'a>, ConfigError> {
-        match self.get(key) {
-            Some(_) => self.block(key),
-            None => Err(self.err(key, "required")),
-        }
-    }
-
-    pub(super) fn bool(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
-        self.typed(key, "expected a boolean", Value::as_bool)
-            .map(|v| v.unwrap_or(default))
-    }
-
-    pub(super) fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
-        let s = self.typed(key, "expected a string", Value::as_str)?;
-        Ok(s.filter(|s| !s.is_empty()).map(str::to_owned))
-    }
-
-    /// Ids such as Telegram channel ids arrive as strings or as integers.
-    pub(super) fn string_or_int(&self, key: &str) -> Result<Option<String>, ConfigError> {
-        match self.get(key) {
-            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
-            Some(Value::Number(_)) => Err(self.err(key, "expected a string or an integer")),
-            _ => self
-                .string(key)
-                .map_err(|_| self.err(key, "expected a string or an integer")),
-        }
-    }
-
-    pub(super) fn u64(&self, key: &str) -> Result<Option<u64>, ConfigError> {
-        self.typed(key, "expected a non-negative integer", Value::as_u64)
-    }
-
-    pub(super) fn i64(&self, key: &str) -> Result<Option<i64>, ConfigError> {
-        self.typed(key, "expected an integer", Value::as_i64)
-    }
-
-    pub(super) fn port(&self, key: &str, default: u16) -> Result<u16, ConfigError> {
-        match self.u64(key) {
-            Ok(None) => Ok(default),
-            Ok(Some(p)) => u16::try_from(p).map_err(|_| self.err(key, "expected a port number")),
-            Err(_) => Err(self.err(key, "expected a port number")),
-        }
-    }
-
-    /// A model name the service accepts; an unsupported one reads as absent (so the
-    /// default applies) with a warning naming the field.
-    pub(super) fn model(&self, key: &str) -> Result<Option<String>, ConfigError> {
-        Ok(self.string(key)?.filter(|name| {
-            let valid = is_valid_model(name);
-            if !valid {
-                tracing::warn!(field = %self.path(key), "unsupported model name; using the default");
-            }
-            valid
-        }))
-    }
-
-    /// One of `choices` by name, `default` when absent. Outer error: not a string;
-    /// inner error: an unknown name.
-    pub(super) fn choice<T: Copy>(
-        &self,
-        key: &str,
-        default: T,
-        choices: &[(&str, T)],
-    ) -> Result<Usable<T>, ConfigError> {
-        let Some(name) = self.string(key)? else {
-            return Ok(Ok(default));
-        };
-        Ok(choices
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| *v)
-            .ok_or_else(|| self.err(key, "unsupported value")))
-    }
-
-    fn typed<T>(
-        &self,
-        key: &str,
-        expected: &str,
-        read: impl Fn(&'a Value) -> Option<T>,
-    ) -> Result<Option<T>, ConfigError> {
-        self.get(key)
-            .map(|v| read(v).ok_or_else(|| self.err(key, expected)))
-            .transpose()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{
+        AiConfig, CaptionTarget, FetlifeConfig, SubjectMode, DEFAULT_CAPTION_MODEL,
+        DEFAULT_VISION_MODEL,
+    };
     use serde_json::json;
 
     const V1: &str = include_str!("../../../tests/fixtures/runtime_v1.json");

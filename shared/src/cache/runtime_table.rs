@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
-use crate::dynamo::{epoch_millis, epoch_secs, n, s, DynamoError, Table};
+use crate::table::{epoch_millis, epoch_secs, n, s, DynamoError, Table};
 
 const RUNTIME_SK: &str = "RUNTIME";
 const LEASE_SK: &str = "LEASE";

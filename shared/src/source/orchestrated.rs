@@ -1,0 +1,370 @@
+//! The orchestrated source's lookup path: fresh memory, then the table,
+//! then the orchestrator (one call per host and instance at a time), with
+//! stale copies served through an outage.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::lease::Turn;
+use super::SourceError;
+use crate::cache::{
+    CredentialCache, CredentialKey, RuntimeCache, RuntimeEntry, RuntimeItem, RuntimeTier,
+    SingleFlight, TierError,
+};
+use crate::clock::Clock;
+use crate::config::{parse_envelope, Envelope, RuntimeConfig, RuntimeEnvelope};
+use crate::metrics::{Counter, Counters};
+use crate::orchestrator::OrchestratorClient;
+use crate::secrets::{Credential, CredentialErrorKind};
+use crate::settings::{CacheSettings, OrchestratorSettings};
+use crate::table::Table;
+
+pub struct Orchestrated {
+    pub(super) client: OrchestratorClient,
+    pub(super) cache: CacheSettings,
+    pub(super) base_domain: String,
+    pub(super) runtime: RuntimeCache,
+    runtime_flights: SingleFlight<String, Result<Arc<RuntimeConfig>, SourceError>>,
+    /// The DynamoDB tier, when `PUBLISHER_TABLE` is set.
+    pub(super) tier: Option<RuntimeTier>,
+    /// How long a refresh may take: the lease other instances respect.
+    pub(super) lease_window: Duration,
+    /// How long an instance without any copy waits for another's refresh.
+    pub(super) lease_wait: Duration,
+    pub(super) credentials: CredentialCache,
+    pub(super) credential_flights:
+        SingleFlight<CredentialKey, Result<Arc<Credential>, CredentialErrorKind>>,
+    pub(super) counters: Arc<Counters>,
+    pub(super) clock: Clock,
+}
+
+/// An orchestrator lookup, as written to memory and the table.
+pub(super) struct Fetched {
+    pub(super) result: Result<Arc<RuntimeConfig>, SourceError>,
+    /// The `config_version` of the table's copy it replaced or deleted.
+    pub(super) replaced: Option<String>,
+}
+
+impl Fetched {
+    fn failed(error: SourceError) -> Self {
+        Self {
+            result: Err(error),
+            replaced: None,
+        }
+    }
+}
+
+impl Orchestrated {
+    pub fn new(
+        settings: &OrchestratorSettings,
+        cache: &CacheSettings,
+        base_domain: &str,
+        http: reqwest::Client,
+        counters: Arc<Counters>,
+        clock: Clock,
+    ) -> Self {
+        // Every attempt may time out, plus the backoff between them.
+        let lease_window = settings
+            .timeout
+            .saturating_mul(settings.max_attempts.max(1))
+            .saturating_add(Duration::from_secs(5));
+        Self {
+            client: OrchestratorClient::new(settings, http, counters.clone(), clock.clone()),
+            runtime: RuntimeCache::new(
+                cache.runtime_max_size,
+                cache.max_stale,
+                cache.negative_ttl,
+                clock.clone(),
+            ),
+            runtime_flights: SingleFlight::default(),
+            tier: None,
+            lease_window,
+            lease_wait: settings.timeout,
+            credentials: CredentialCache::new(
+                cache.credential_cache_enabled,
+                cache.credential_max_size,
+                clock.clone(),
+            ),
+            credential_flights: SingleFlight::default(),
+            cache: cache.clone(),
+            base_domain: base_domain.to_string(),
+            counters,
+            clock,
+        }
+    }
+
+    /// Adds the DynamoDB tier on `table`.
+    pub fn with_table(mut self, table: Table) -> Self {
+        self.tier = Some(RuntimeTier::new(table, self.cache.max_stale));
+        self
+    }
+
+    pub fn tier(&self) -> Option<&RuntimeTier> {
+        self.tier.as_ref()
+    }
+
+    /// Fresh memory, else (once per host and instance) the table, another
+    /// instance's refresh or the orchestrator; stale copies within max-stale
+    /// while the orchestrator fails or another instance refreshes.
+    pub(super) async fn runtime_config(
+        self: &Arc<Self>,
+        host: &str,
+        request_id: &str,
+    ) -> Result<Arc<RuntimeConfig>, SourceError> {
+        let now = self.clock.now();
+        match self.runtime.get(host) {
+            Some(RuntimeEntry::NotFound { .. }) => {
+                self.counters.incr(Counter::RuntimeNegativeHit);
+                return Err(SourceError::NotFound);
+            }
+            Some(RuntimeEntry::Found(config)) if config.is_fresh(now) => {
+                self.counters.incr(Counter::RuntimeHit);
+                return Ok(config);
+            }
+            _ => {}
+        }
+        self.counters.incr(Counter::RuntimeMiss);
+        let this = Arc::clone(self);
+        let (owned_host, owned_id) = (host.to_string(), request_id.to_string());
+        let (result, _) = self
+            .runtime_flights
+            .run(host.to_string(), async move {
+                this.load(&owned_host, &owned_id).await
+            })
+            .await;
+        let result = result.unwrap_or(Err(SourceError::Unavailable));
+        if matches!(&result, Ok(config) if !config.is_fresh(now)) {
+            self.counters.incr(Counter::RuntimeStaleServe);
+        }
+        result
+    }
+
+    /// The slow path of one lookup, shared by the instance's concurrent callers.
+    async fn load(&self, host: &str, request_id: &str) -> Result<Arc<RuntimeConfig>, SourceError> {
+        let memory = match self.runtime.get(host) {
+            Some(RuntimeEntry::Found(config)) => Some(config),
+            _ => None,
+        };
+        let Some(tier) = &self.tier else {
+            return self.refresh_or_stale(host, request_id, memory).await;
+        };
+        let table = self.table_copy(tier, host, request_id, false).await;
+        if let Some(config) = table.as_ref().filter(|c| c.is_fresh(self.clock.now())) {
+            self.counters.incr(Counter::RuntimeDynamoHit);
+            self.runtime.insert(host, config.clone());
+            return Ok(config.clone());
+        }
+        let stale = newest(memory, table)
+            .filter(|c| c.within_max_stale(self.clock.now(), self.cache.max_stale));
+        match self.take_turn(tier, host, request_id, stale.clone()).await {
+            Turn::Use(config) => {
+                if !config.is_fresh(self.clock.now()) {
+                    tracing::debug!(
+                        request_id,
+                        host,
+                        "another instance is refreshing; serving the stale copy"
+                    );
+                }
+                self.runtime.insert(host, config.clone());
+                Ok(config)
+            }
+            Turn::Unavailable => {
+                tracing::warn!(
+                    request_id,
+                    host,
+                    "orchestrator found unavailable by another instance; no copy to serve"
+                );
+                Err(SourceError::Unavailable)
+            }
+            Turn::Refresh { leased } => {
+                let result = self.refresh_or_stale(host, request_id, stale).await;
+                if leased {
+                    // An outage keeps the lease, marked, until it runs out:
+                    // the fleet's backoff. Otherwise the others may go on.
+                    let outage = match &result {
+                        Ok(config) => !config.is_fresh(self.clock.now()),
+                        Err(error) => *error == SourceError::Unavailable,
+                    };
+                    let released = if outage {
+                        tier.mark_failed(host).await
+                    } else {
+                        tier.release(host).await
+                    };
+                    if let Err(error) = released {
+                        self.tier_failed(host, request_id, &error);
+                    }
+                }
+                result
+            }
+        }
+    }
+
+    /// Calls the orchestrator; on an outage, serves `stale` when it is within
+    /// max-stale.
+    async fn refresh_or_stale(
+        &self,
+        host: &str,
+        request_id: &str,
+        stale: Option<Arc<RuntimeConfig>>,
+    ) -> Result<Arc<RuntimeConfig>, SourceError> {
+        match self.fetch_runtime(host, request_id).await.result {
+            Err(SourceError::Unavailable) => match stale {
+                Some(config) if config.within_max_stale(self.clock.now(), self.cache.max_stale) => {
+                    tracing::warn!(
+                        request_id,
+                        tenant = %config.tenant,
+                        config_version = %config.config_version,
+                        "orchestrator unavailable; serving a stale runtime config"
+                    );
+                    Ok(config)
+                }
+                _ => Err(SourceError::Unavailable),
+            },
+            other => other,
+        }
+    }
+
+    /// One orchestrator lookup, written to memory and the table (a 404 is
+    /// remembered in memory only, and deletes the table's copy).
+    pub(super) async fn fetch_runtime(&self, host: &str, request_id: &str) -> Fetched {
+        let fetched = match self.client.runtime_by_host(host, request_id).await {
+            Ok(fetched) => fetched,
+            Err(_) => return Fetched::failed(SourceError::Unavailable),
+        };
+        let parsed = match fetched {
+            Some(envelope) => match parse_envelope(&envelope) {
+                Ok(parsed) => parsed.map(|parsed| (parsed, envelope)),
+                Err(error) => {
+                    tracing::error!(request_id, host, %error, "unusable runtime config");
+                    return Fetched::failed(error.into());
+                }
+            },
+            None => None,
+        };
+        let Some((parsed, envelope)) = parsed else {
+            self.runtime.insert_not_found(host);
+            let replaced = match &self.tier {
+                Some(tier) => tier.delete(host).await.unwrap_or_else(|error| {
+                    self.tier_failed(host, request_id, &error);
+                    None
+                }),
+                None => None,
+            };
+            return Fetched {
+                result: Err(SourceError::NotFound),
+                replaced,
+            };
+        };
+        let fetched_at = self.clock.now();
+        let ttl = self.cache.runtime_ttl(parsed.ttl_seconds);
+        let config =
+            Arc::new(self.runtime_config_of(host, parsed, envelope, fetched_at, fetched_at + ttl));
+        self.runtime.insert(host, config.clone());
+        let replaced = match &self.tier {
+            Some(tier) => self.write_back(tier, &config, request_id).await,
+            None => None,
+        };
+        Fetched {
+            result: Ok(config),
+            replaced,
+        }
+    }
+
+    fn runtime_config_of(
+        &self,
+        host: &str,
+        parsed: RuntimeEnvelope,
+        envelope: Envelope,
+        fetched_at: SystemTime,
+        fresh_until: SystemTime,
+    ) -> RuntimeConfig {
+        RuntimeConfig {
+            host: host.to_string(),
+            tenant: parsed.tenant,
+            host_tenant: crate::host::tenant_of(host, &self.base_domain),
+            config_version: parsed.config_version,
+            ttl: self.cache.runtime_ttl(parsed.ttl_seconds),
+            config: parsed.config,
+            envelope,
+            fetched_at,
+            fresh_until,
+        }
+    }
+
+    /// Writes `config` to the table; answers the version it replaced.
+    async fn write_back(
+        &self,
+        tier: &RuntimeTier,
+        config: &RuntimeConfig,
+        request_id: &str,
+    ) -> Option<String> {
+        let Ok(envelope) = std::str::from_utf8(&config.envelope) else {
+            // Parsed JSON is UTF-8; this guards the conversion, not a real case.
+            tracing::warn!(request_id, host = %config.host, "runtime config is not UTF-8; not written to DynamoDB");
+            return None;
+        };
+        let item = RuntimeItem {
+            envelope: envelope.to_string(),
+            config_version: config.config_version.clone(),
+            fetched_at: config.fetched_at,
+            fresh_until: config.fresh_until,
+        };
+        tier.put(&config.host, &item).await.unwrap_or_else(|error| {
+            self.tier_failed(&config.host, request_id, &error);
+            None
+        })
+    }
+
+    /// The table's copy of `host`, parsed; `None` when there is none or it
+    /// cannot be read (counted and logged: the next good fetch overwrites it).
+    pub(super) async fn table_copy(
+        &self,
+        tier: &RuntimeTier,
+        host: &str,
+        request_id: &str,
+        consistent: bool,
+    ) -> Option<Arc<RuntimeConfig>> {
+        let item = match tier.get(host, consistent).await {
+            Ok(item) => item?,
+            Err(error) => {
+                self.tier_failed(host, request_id, &error);
+                return None;
+            }
+        };
+        let envelope = Envelope::from(item.envelope.into_bytes());
+        match parse_envelope(&envelope) {
+            Ok(Some(parsed)) => Some(Arc::new(self.runtime_config_of(
+                host,
+                parsed,
+                envelope,
+                item.fetched_at,
+                item.fresh_until,
+            ))),
+            Ok(None) => {
+                self.tier_failed(host, request_id, &TierError::Malformed("config"));
+                None
+            }
+            Err(error) => {
+                self.counters.incr(Counter::RuntimeDynamoError);
+                tracing::warn!(request_id, host, %error, "DynamoDB runtime item unusable; skipped");
+                None
+            }
+        }
+    }
+
+    pub(super) fn tier_failed(&self, host: &str, request_id: &str, error: &TierError) {
+        self.counters.incr(Counter::RuntimeDynamoError);
+        tracing::warn!(request_id, host, %error, "DynamoDB tier skipped");
+    }
+}
+
+/// The copy fetched last.
+fn newest(
+    a: Option<Arc<RuntimeConfig>>,
+    b: Option<Arc<RuntimeConfig>>,
+) -> Option<Arc<RuntimeConfig>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.fetched_at > a.fetched_at { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
