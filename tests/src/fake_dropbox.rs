@@ -21,19 +21,19 @@
 //! `content_hash` is Dropbox's; thumbnails are real JPEGs.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use publisher::storage::{content_hash, thumbnail, ThumbnailSize};
 use serde_json::{json, Value};
-use tokio::sync::watch;
+
+use crate::fake_server::{lock, FakeServer, Received, Recorder};
 
 /// The app key and secret the fake accepts at `/oauth2/token`.
 pub const APP_KEY: &str = "fake-dropbox-app-key";
@@ -62,26 +62,20 @@ pub struct FakeDropbox {
 
 struct Handle {
     shared: Arc<Shared>,
-    api: SocketAddr,
-    content: SocketAddr,
-    stop: watch::Sender<bool>,
-}
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        self.stop.send_replace(true);
-    }
+    api: FakeServer,
+    content: FakeServer,
 }
 
 struct Shared {
     data: Mutex<Data>,
     seq: AtomicU64,
     content_url: String,
+    log: Recorder<RecordedCall>,
 }
 
 impl Shared {
     fn data(&self) -> MutexGuard<'_, Data> {
-        self.data.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.data)
     }
 
     fn next(&self) -> u64 {
@@ -124,23 +118,13 @@ struct Data {
     cursors: HashMap<String, Vec<Value>>,
     links: HashMap<String, Bytes>,
     failure: Option<Failure>,
-    calls: HashMap<String, usize>,
-    log: Vec<RecordedCall>,
 }
 
 impl FakeDropbox {
     /// Binds two ports on 127.0.0.1 and serves on the current tokio runtime.
     pub async fn start() -> FakeDropbox {
-        let api = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("fake dropbox: bind");
-        let content = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("fake dropbox: bind");
-        let (api_addr, content_addr) = (
-            api.local_addr().expect("addr"),
-            content.local_addr().expect("addr"),
-        );
+        let api = FakeServer::bind("fake dropbox api").await;
+        let content = FakeServer::bind("fake dropbox content").await;
         let shared = Arc::new(Shared {
             data: Mutex::new(Data {
                 tree: BTreeMap::new(),
@@ -151,46 +135,34 @@ impl FakeDropbox {
                 cursors: HashMap::new(),
                 links: HashMap::new(),
                 failure: None,
-                calls: HashMap::new(),
-                log: Vec::new(),
             }),
             seq: AtomicU64::new(0),
-            content_url: format!("http://{content_addr}"),
+            content_url: content.url(),
+            log: Recorder::default(),
         });
-        let (stop, stopped) = watch::channel(false);
-        for (listener, router) in [
-            (api, Router::new().fallback(api_route)),
-            (content, Router::new().fallback(content_route)),
-        ] {
-            let app = router.with_state(shared.clone());
-            let mut stopped = stopped.clone();
-            tokio::spawn(async move {
-                let signal = async move {
-                    let _ = stopped.wait_for(|stop| *stop).await;
-                };
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(signal)
-                    .await;
-            });
-        }
+        let api = api.serve(Router::new().fallback(api_route).with_state(shared.clone()));
+        let content = content.serve(
+            Router::new()
+                .fallback(content_route)
+                .with_state(shared.clone()),
+        );
         FakeDropbox {
             inner: Arc::new(Handle {
                 shared,
-                api: api_addr,
-                content: content_addr,
-                stop,
+                api,
+                content,
             }),
         }
     }
 
     /// `DROPBOX_API_URL`.
     pub fn api_url(&self) -> String {
-        format!("http://{}", self.inner.api)
+        self.inner.api.url()
     }
 
     /// `DROPBOX_CONTENT_URL`.
     pub fn content_url(&self) -> String {
-        format!("http://{}", self.inner.content)
+        self.inner.content.url()
     }
 
     /// The settings that point the functions at this fake.
@@ -297,29 +269,26 @@ impl FakeDropbox {
 
     /// Requests to `route` (`files/list_folder`, `oauth2/token`, ...), all outcomes.
     pub fn calls(&self, route: &str) -> usize {
-        self.data().calls.get(route).copied().unwrap_or(0)
+        self.inner.shared.log.count(|call| call.route == route)
     }
 
     /// Requests to every `/2/` route (not the token endpoint nor temporary links).
     pub fn api_calls(&self) -> usize {
-        let data = self.data();
-        data.calls
-            .iter()
-            .filter(|(route, _)| route.starts_with("files/"))
-            .map(|(_, n)| n)
-            .sum()
+        self.inner
+            .shared
+            .log
+            .count(|call| call.route.starts_with("files/"))
     }
 
     /// Every request since start or [`FakeDropbox::reset_counters`], in order.
     pub fn requests(&self) -> Vec<RecordedCall> {
-        self.data().log.clone()
+        self.inner.shared.log.all()
     }
 
-    /// Clears counters and the request log (not the files nor the knobs).
+    /// Clears counters and the request log (not the files nor the knobs): the
+    /// counters are counted in the log.
     pub fn reset_counters(&self) {
-        let mut data = self.data();
-        data.calls.clear();
-        data.log.clear();
+        self.inner.shared.log.clear();
     }
 }
 
@@ -494,18 +463,12 @@ struct Incoming {
     token: Option<String>,
 }
 
-async fn api_route(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let path = uri.path();
+async fn api_route(State(shared): State<Arc<Shared>>, request: Received) -> Response {
+    let path = request.uri.path();
     if path == "/oauth2/token" {
-        let response = if method == Method::POST {
+        let response = if request.method == Method::POST {
             scripted_failure(&shared, "oauth2/token", None)
-                .unwrap_or_else(|| token_endpoint(&shared, &body))
+                .unwrap_or_else(|| token_endpoint(&shared, &request.body))
         } else {
             StatusCode::METHOD_NOT_ALLOWED.into_response()
         };
@@ -515,38 +478,29 @@ async fn api_route(
     let Some(route) = path.strip_prefix("/2/") else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let content_type = request.header(header::CONTENT_TYPE).unwrap_or_default();
     let arg = if !content_type.starts_with("application/json") {
         Err("Bad HTTP \"Content-Type\" header; expecting \"application/json\"".to_string())
     } else {
-        serde_json::from_slice(&body)
+        serde_json::from_slice(&request.body)
             .map_err(|_| "request body: could not decode input as JSON".to_string())
     };
     let incoming = Incoming {
         route: route.to_string(),
         arg,
         body: Bytes::new(),
-        token: bearer(&headers),
+        token: bearer(&request.headers),
     };
-    let raw = String::from_utf8_lossy(&body).into_owned();
-    serve(&shared, method, incoming, raw, true)
+    let raw = String::from_utf8_lossy(&request.body).into_owned();
+    serve(&shared, request.method, incoming, raw, true)
 }
 
-async fn content_route(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let path = uri.path();
+async fn content_route(State(shared): State<Arc<Shared>>, request: Received) -> Response {
+    let path = request.uri.path();
     if let Some(link) = path.strip_prefix("/temp/") {
         let bytes = shared.data().links.get(link).cloned();
         let response = match bytes {
-            Some(bytes) if method == Method::GET => {
+            Some(bytes) if request.method == Method::GET => {
                 ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
             }
             Some(_) => StatusCode::METHOD_NOT_ALLOWED.into_response(),
@@ -559,7 +513,8 @@ async fn content_route(
         return StatusCode::NOT_FOUND.into_response();
     };
     // Dropbox accepts only ASCII in the header: non-ASCII must come as \uXXXX.
-    let raw = headers
+    let raw = request
+        .headers
         .get("Dropbox-API-Arg")
         .map(|v| v.as_bytes().to_vec());
     let arg = match &raw {
@@ -571,21 +526,17 @@ async fn content_route(
             "HTTP header \"Dropbox-API-Arg\": could not decode input as JSON".to_string()
         }),
     };
+    let upload_type = request.header(header::CONTENT_TYPE) == Some("application/octet-stream");
     let incoming = Incoming {
         route: route.to_string(),
         arg,
-        body,
-        token: bearer(&headers),
+        body: request.body,
+        token: bearer(&request.headers),
     };
     let raw = raw
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    if incoming.route == "files/upload" && content_type != "application/octet-stream" {
+    if incoming.route == "files/upload" && !upload_type {
         let response = bad_request(
             route,
             "Bad HTTP \"Content-Type\" header; expecting \"application/octet-stream\"",
@@ -599,7 +550,7 @@ async fn content_route(
         );
         return response;
     }
-    serve(&shared, method, incoming, raw, false)
+    serve(&shared, request.method, incoming, raw, false)
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
@@ -612,9 +563,7 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 }
 
 fn record(shared: &Shared, route: &str, arg: &str, token: Option<&str>, response: &Response) {
-    let mut data = shared.data();
-    *data.calls.entry(route.to_string()).or_default() += 1;
-    data.log.push(RecordedCall {
+    shared.log.record(RecordedCall {
         route: route.to_string(),
         arg: arg.to_string(),
         token: token.map(str::to_owned),

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Query, State};
@@ -22,19 +22,14 @@ use axum::{Form, Json, Router};
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use tokio::sync::watch;
+
+use crate::fake_server::{lock, FakeServer};
 
 pub const CLIENT_ID: &str = "fake-oidc-client";
 pub const CLIENT_SECRET: &str = "fake-oidc-client-secret";
 
-const SIGNING_KEY_PEM: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/fixtures/oidc_signing_key.pem"
-));
-const OTHER_KEY_PEM: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/fixtures/oidc_other_key.pem"
-));
+const SIGNING_KEY_PEM: &str = fixture!("oidc_signing_key.pem");
+const OTHER_KEY_PEM: &str = fixture!("oidc_other_key.pem");
 
 /// Who logs in at the provider.
 #[derive(Debug, Clone)]
@@ -100,25 +95,21 @@ struct Shared {
 
 impl Shared {
     fn data(&self) -> MutexGuard<'_, Data> {
-        self.data.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.data)
     }
 }
 
 /// Handle on a running fake provider; stops when dropped.
 pub struct FakeOidc {
     shared: Arc<Shared>,
-    addr: SocketAddr,
-    _shutdown: watch::Sender<bool>,
+    server: FakeServer,
 }
 
 impl FakeOidc {
     pub async fn start() -> FakeOidc {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind fake OIDC provider");
-        let addr = listener.local_addr().expect("local addr");
+        let bound = FakeServer::bind("fake OIDC provider").await;
         let shared = Arc::new(Shared {
-            base: format!("http://{addr}/"),
+            base: format!("{}/", bound.url()),
             data: Mutex::new(Data {
                 user: User::with_email("admin@example.com"),
                 flaw: Flaw::None,
@@ -140,19 +131,8 @@ impl FakeOidc {
             .route("/oauth/token", post(token))
             .route("/userinfo", get(userinfo))
             .with_state(shared.clone());
-        let (tx, mut rx) = watch::channel(false);
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                })
-                .await;
-        });
-        FakeOidc {
-            shared,
-            addr,
-            _shutdown: tx,
-        }
+        let server = bound.serve(app);
+        FakeOidc { shared, server }
     }
 
     /// The issuer, `http://127.0.0.1:<port>/` (trailing slash, like Auth0's).
@@ -161,7 +141,7 @@ impl FakeOidc {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     pub fn set_user(&self, user: User) {

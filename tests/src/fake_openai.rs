@@ -13,8 +13,7 @@
 //! 5xx), the bearer key (401), the body (400), each with OpenAI's error shape
 //! `{"error": {"message", "type", "param", "code"}}`.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -22,7 +21,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use tokio::sync::watch;
+
+use crate::fake_server::{lock, Fake};
 
 /// The API key the fake accepts until told otherwise (the vermont sample's).
 pub const API_KEY: &str = "sk-test-vermont-0123456789abcdefghijklmnop";
@@ -65,17 +65,7 @@ struct Data {
 }
 
 /// Handle on a running fake; the server stops when it is dropped.
-pub struct FakeOpenAi {
-    data: Arc<Mutex<Data>>,
-    addr: SocketAddr,
-    stop: watch::Sender<bool>,
-}
-
-impl Drop for FakeOpenAi {
-    fn drop(&mut self) {
-        self.stop.send_replace(true);
-    }
-}
+pub struct FakeOpenAi(Fake<Data>);
 
 /// The analysis the fake's vision call answers by default.
 pub fn default_analysis() -> Value {
@@ -100,11 +90,7 @@ pub fn default_analysis() -> Value {
 
 impl FakeOpenAi {
     pub async fn start() -> FakeOpenAi {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("fake openai: bind");
-        let addr = listener.local_addr().expect("fake openai: addr");
-        let data = Arc::new(Mutex::new(Data {
+        let data = Data {
             api_key: API_KEY.to_string(),
             vision: default_analysis(),
             vision_non_json: None,
@@ -113,62 +99,47 @@ impl FakeOpenAi {
             caption_json_broken: false,
             fail: Vec::new(),
             calls: Vec::new(),
-        }));
-        let app = Router::new()
-            .route("/chat/completions", post(completions))
-            .with_state(data.clone());
-        let (stop, mut stopped) = watch::channel(false);
-        tokio::spawn(async move {
-            let signal = async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            };
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(signal)
-                .await;
-        });
-        FakeOpenAi { data, addr, stop }
+        };
+        let routes = Router::new().route("/chat/completions", post(completions));
+        FakeOpenAi(Fake::start("fake openai", data, routes).await)
     }
 
     /// `OPENAI_BASE_URL`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn data(&self) -> MutexGuard<'_, Data> {
-        self.data.lock().unwrap_or_else(PoisonError::into_inner)
+        self.0.url()
     }
 
     pub fn set_api_key(&self, key: &str) {
-        self.data().api_key = key.to_string();
+        self.0.data().api_key = key.to_string();
     }
 
     pub fn set_vision(&self, analysis: Value) {
-        self.data().vision = analysis;
+        self.0.data().vision = analysis;
     }
 
     /// Vision answers this text instead of JSON (`None`: JSON again).
     pub fn set_vision_non_json(&self, text: Option<&str>) {
-        self.data().vision_non_json = text.map(str::to_string);
+        self.0.data().vision_non_json = text.map(str::to_string);
     }
 
     pub fn set_captions(&self, caption: &str, sd_caption: &str) {
-        let mut data = self.data();
+        let mut data = self.0.data();
         data.caption = caption.to_string();
         data.sd_caption = sd_caption.to_string();
     }
 
     /// The combined caption call answers something that is not JSON.
     pub fn set_caption_json_broken(&self, broken: bool) {
-        self.data().caption_json_broken = broken;
+        self.0.data().caption_json_broken = broken;
     }
 
     /// The next requests fail, one per status given (429 or 5xx).
     pub fn fail_next(&self, statuses: &[u16]) {
-        self.data().fail.extend_from_slice(statuses);
+        self.0.data().fail.extend_from_slice(statuses);
     }
 
     pub fn calls(&self) -> Vec<OpenAiCall> {
-        self.data().calls.clone()
+        self.0.data().calls.clone()
     }
 
     pub fn calls_of(&self, kind: CallKind) -> Vec<OpenAiCall> {
@@ -219,7 +190,7 @@ async fn completions(
         (None, Some("json_object")) => CallKind::CaptionJson,
         _ => CallKind::Caption,
     };
-    let mut data = data.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut data = lock(&data);
     let expected = format!("Bearer {}", data.api_key);
     let authorized = headers
         .get(header::AUTHORIZATION)

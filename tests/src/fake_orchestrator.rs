@@ -24,18 +24,17 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+
+use crate::fake_server::{lock, FakeServer, Received, Recorder};
 
 /// The primary token accepted until [`FakeOrchestrator::set_tokens`] says otherwise.
 pub const DEFAULT_PRIMARY_TOKEN: &str = "svc-primary-token";
@@ -44,18 +43,9 @@ pub const RUNTIME_PATH: &str = "/v1/runtime/by-host";
 /// Path of the credential-resolution endpoint.
 pub const CREDENTIALS_PATH: &str = "/v1/credentials/resolve";
 
-const RUNTIME_V1_JSON: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/fixtures/runtime_v1.json"
-));
-const RUNTIME_V2_JSON: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/fixtures/runtime_v2.json"
-));
-const CREDENTIALS_JSON: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/fixtures/credentials.json"
-));
+const RUNTIME_V1_JSON: &str = fixture!("runtime_v1.json");
+const RUNTIME_V2_JSON: &str = fixture!("runtime_v2.json");
+const CREDENTIALS_JSON: &str = fixture!("credentials.json");
 
 /// One HTTP request as the fake saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,36 +79,24 @@ pub struct FakeOrchestrator {
 impl std::fmt::Debug for FakeOrchestrator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FakeOrchestrator")
-            .field("addr", &self.inner.addr)
+            .field("addr", &self.inner.server.addr())
             .finish_non_exhaustive()
     }
 }
 
 struct Handle {
     shared: Arc<Shared>,
-    addr: SocketAddr,
-    shutdown_tx: watch::Sender<bool>,
-    task: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        // Dropping the sender also ends the server; be explicit anyway.
-        self.shutdown_tx.send_replace(true);
-    }
+    server: FakeServer,
 }
 
 struct Shared {
     data: Mutex<Data>,
-    runtime_calls: AtomicUsize,
-    credential_calls: AtomicUsize,
-    seq: AtomicU64,
+    requests: Recorder<RecordedRequest>,
 }
 
 impl Shared {
     fn data(&self) -> MutexGuard<'_, Data> {
-        // A panicking test must not poison the fake for the others.
-        self.data.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.data)
     }
 }
 
@@ -134,9 +112,6 @@ struct Data {
     fail_credentials: Option<FailPlan>,
     outage: bool,
     delay: Duration,
-    requests: Vec<(u64, RecordedRequest)>,
-    runtime_by_host: HashMap<String, usize>,
-    credential_by_ref: HashMap<String, usize>,
 }
 
 #[derive(Clone, Copy)]
@@ -174,9 +149,6 @@ impl Default for Data {
             fail_credentials: None,
             outage: false,
             delay: Duration::ZERO,
-            requests: Vec::new(),
-            runtime_by_host: HashMap::new(),
-            credential_by_ref: HashMap::new(),
         }
     }
 }
@@ -186,68 +158,37 @@ impl FakeOrchestrator {
     ///
     /// Panics (test helper) if the port cannot be bound.
     pub async fn start() -> FakeOrchestrator {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("fake orchestrator: bind 127.0.0.1:0");
-        let addr = listener
-            .local_addr()
-            .expect("fake orchestrator: local_addr");
         let shared = Arc::new(Shared {
             data: Mutex::new(Data::default()),
-            runtime_calls: AtomicUsize::new(0),
-            credential_calls: AtomicUsize::new(0),
-            seq: AtomicU64::new(0),
+            requests: Recorder::default(),
         });
-        let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
         let app = Router::new().fallback(serve).with_state(shared.clone());
-        let task = tokio::spawn(async move {
-            let signal = async move {
-                // Ends on `shutdown()` (true) or when the last handle drops the sender.
-                let _ = shutdown_rx.wait_for(|stop| *stop).await;
-            };
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(signal)
-                .await;
-        });
+        let server = FakeServer::start("fake orchestrator", app).await;
         FakeOrchestrator {
-            inner: Arc::new(Handle {
-                shared,
-                addr,
-                shutdown_tx,
-                task: Mutex::new(Some(task)),
-            }),
+            inner: Arc::new(Handle { shared, server }),
         }
     }
 
     /// `http://127.0.0.1:PORT`, no trailing slash.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.inner.addr)
+        self.inner.server.url()
     }
 
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
-        self.inner.addr
+        self.inner.server.addr()
     }
 
     /// Stops accepting connections; in-flight requests are allowed to finish. Returns at
     /// once: use [`FakeOrchestrator::shutdown_and_wait`] to wait until the port is closed.
     pub fn shutdown(&self) {
-        self.inner.shutdown_tx.send_replace(true);
+        self.inner.server.shutdown();
     }
 
     /// [`FakeOrchestrator::shutdown`], then waits until the server task has ended (the
     /// listener is closed and every connection has finished).
     pub async fn shutdown_and_wait(&self) {
-        self.shutdown();
-        let task = self
-            .inner
-            .task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(task) = task {
-            let _ = task.await;
-        }
+        self.inner.server.shutdown_and_wait().await;
     }
 
     fn data(&self) -> MutexGuard<'_, Data> {
@@ -336,49 +277,40 @@ impl FakeOrchestrator {
 
     /// HTTP requests to `/v1/runtime/by-host` (all methods, all outcomes).
     pub fn runtime_calls(&self) -> usize {
-        self.inner.shared.runtime_calls.load(Ordering::SeqCst)
+        self.count(|r| r.path == RUNTIME_PATH)
     }
 
     /// Runtime requests whose host, exactly as sent (not normalized), is `host`.
     pub fn runtime_calls_for(&self, host: &str) -> usize {
-        self.data().runtime_by_host.get(host).copied().unwrap_or(0)
+        self.count(|r| r.path == RUNTIME_PATH && r.host.as_deref() == Some(host))
     }
 
     /// HTTP requests to `/v1/credentials/resolve` (all methods, all outcomes).
     pub fn credential_calls(&self) -> usize {
-        self.inner.shared.credential_calls.load(Ordering::SeqCst)
+        self.count(|r| r.path == CREDENTIALS_PATH)
     }
 
     /// Credential requests whose body named this `credentials_ref`.
     pub fn credential_calls_for(&self, credentials_ref: &str) -> usize {
-        self.data()
-            .credential_by_ref
-            .get(credentials_ref)
-            .copied()
-            .unwrap_or(0)
+        self.count(|r| {
+            r.path == CREDENTIALS_PATH && r.credentials_ref.as_deref() == Some(credentials_ref)
+        })
+    }
+
+    fn count(&self, matches: impl Fn(&RecordedRequest) -> bool) -> usize {
+        self.inner.shared.requests.count(matches)
     }
 
     /// Every request since start (or the last [`FakeOrchestrator::reset_counters`]), in
     /// arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.data()
-            .requests
-            .iter()
-            .map(|(_, r)| r.clone())
-            .collect()
+        self.inner.shared.requests.all()
     }
 
-    /// Clears every counter and the request log (not the data nor the knobs).
+    /// Clears every counter and the request log (not the data nor the knobs): the
+    /// counters are counted in the log.
     pub fn reset_counters(&self) {
-        let mut d = self.data();
-        self.inner.shared.runtime_calls.store(0, Ordering::SeqCst);
-        self.inner
-            .shared
-            .credential_calls
-            .store(0, Ordering::SeqCst);
-        d.requests.clear();
-        d.runtime_by_host.clear();
-        d.credential_by_ref.clear();
+        self.inner.shared.requests.clear();
     }
 }
 
@@ -416,15 +348,12 @@ enum CredentialRequest {
     OtherMethod,
 }
 
-fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+fn header_str(request: &Received, name: &str) -> Option<String> {
+    request.header(name).map(str::to_string)
 }
 
-fn bearer_token(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+fn bearer_token(request: &Received) -> Option<String> {
+    let value = request.header(header::AUTHORIZATION)?.trim();
     let (scheme, token) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return None;
@@ -442,7 +371,10 @@ fn body_string_field(body: &Bytes, field: &str) -> Result<String, ()> {
         .ok_or(())
 }
 
-fn classify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Route {
+fn classify(request: &Received) -> Route {
+    let Received {
+        method, uri, body, ..
+    } = request;
     match uri.path() {
         RUNTIME_PATH => Route::Runtime(if *method == Method::POST {
             RuntimeRequest::Post(body_string_field(body, "host"))
@@ -456,7 +388,7 @@ fn classify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Ro
         }),
         CREDENTIALS_PATH => Route::Credentials(if *method == Method::POST {
             CredentialRequest::Post {
-                tenant: header_str(headers, "x-tenant"),
+                tenant: header_str(request, "x-tenant"),
                 credentials_ref: body_string_field(body, "credentials_ref").ok(),
             }
         } else {
@@ -504,60 +436,34 @@ fn method_not_allowed(allow: &'static str) -> Response {
     response
 }
 
-async fn serve(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let route = classify(&method, &uri, &headers, &body);
-    let token = bearer_token(&headers);
-    let seq = shared.seq.fetch_add(1, Ordering::SeqCst);
+async fn serve(State(shared): State<Arc<Shared>>, request: Received) -> Response {
+    let route = classify(&request);
+    let token = bearer_token(&request);
 
-    // 1. count and record
-    let delay = {
-        let mut d = shared.data();
-        let mut record = RecordedRequest {
-            method: method.as_str().to_string(),
-            path: uri.path().to_string(),
-            host: None,
-            tenant_header: header_str(&headers, "x-tenant"),
-            request_id: header_str(&headers, "x-request-id"),
-            token: token.clone(),
-            status: 0,
-            credentials_ref: None,
-        };
-        match &route {
-            Route::Runtime(r) => {
-                shared.runtime_calls.fetch_add(1, Ordering::SeqCst);
-                record.host = match r {
-                    RuntimeRequest::Post(Ok(host)) => Some(host.clone()),
-                    RuntimeRequest::Get(host) => host.clone(),
-                    _ => None,
-                };
-                if let Some(host) = &record.host {
-                    *d.runtime_by_host.entry(host.clone()).or_insert(0) += 1;
-                }
-            }
-            Route::Credentials(c) => {
-                shared.credential_calls.fetch_add(1, Ordering::SeqCst);
-                if let CredentialRequest::Post {
-                    credentials_ref: Some(r),
-                    ..
-                } = c
-                {
-                    record.credentials_ref = Some(r.clone());
-                    *d.credential_by_ref.entry(r.clone()).or_insert(0) += 1;
-                }
-            }
-            Route::Unknown => {}
-        }
-        d.requests.push((seq, record));
-        d.delay
+    // 1. count and record (the counters are counted in the record)
+    let mut record = RecordedRequest {
+        method: request.method.as_str().to_string(),
+        path: request.uri.path().to_string(),
+        host: None,
+        tenant_header: header_str(&request, "x-tenant"),
+        request_id: header_str(&request, "x-request-id"),
+        token: token.clone(),
+        status: 0,
+        credentials_ref: None,
     };
+    match &route {
+        Route::Runtime(RuntimeRequest::Post(Ok(host)))
+        | Route::Runtime(RuntimeRequest::Get(Some(host))) => record.host = Some(host.clone()),
+        Route::Credentials(CredentialRequest::Post {
+            credentials_ref: Some(r),
+            ..
+        }) => record.credentials_ref = Some(r.clone()),
+        _ => {}
+    }
+    let ticket = shared.requests.record(record);
 
     // 2. delay (no lock held)
+    let delay = shared.data().delay;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
@@ -565,13 +471,8 @@ async fn serve(
     let response = respond(&shared, route, token.as_deref());
 
     // record the outcome
-    {
-        let status = response.status().as_u16();
-        let mut d = shared.data();
-        if let Some((_, r)) = d.requests.iter_mut().rev().find(|(s, _)| *s == seq) {
-            r.status = status;
-        }
-    }
+    let status = response.status().as_u16();
+    shared.requests.update(ticket, |r| r.status = status);
     response
 }
 

@@ -9,8 +9,7 @@
 //! `{"ok": false, "error_code", "description"}`; a sent photo answers
 //! `{"ok": true, "result": {"message_id", ...}}` and is recorded.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
@@ -18,7 +17,8 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use tokio::sync::watch;
+
+use crate::fake_server::{lock, Fake};
 
 /// The vermont sample's bot token and channel.
 pub const BOT_TOKEN: &str = "123456789:AAH-vermont-bot-token-0123456789abcd";
@@ -48,25 +48,11 @@ struct Data {
 }
 
 /// Handle on a running fake; the server stops when it is dropped.
-pub struct FakeTelegram {
-    data: Arc<Mutex<Data>>,
-    addr: SocketAddr,
-    stop: watch::Sender<bool>,
-}
-
-impl Drop for FakeTelegram {
-    fn drop(&mut self) {
-        self.stop.send_replace(true);
-    }
-}
+pub struct FakeTelegram(Fake<Data>);
 
 impl FakeTelegram {
     pub async fn start() -> FakeTelegram {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("fake telegram: bind");
-        let addr = listener.local_addr().expect("fake telegram: addr");
-        let data = Arc::new(Mutex::new(Data {
+        let data = Data {
             token: BOT_TOKEN.to_string(),
             chats: vec![CHAT_ID.to_string()],
             down: false,
@@ -74,58 +60,44 @@ impl FakeTelegram {
             sent: Vec::new(),
             requests: 0,
             next_id: 100,
-        }));
-        let app = Router::new()
+        };
+        let routes = Router::new()
             .fallback(route)
-            .layer(DefaultBodyLimit::max(50 * 1024 * 1024))
-            .with_state(data.clone());
-        let (stop, mut stopped) = watch::channel(false);
-        tokio::spawn(async move {
-            let signal = async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            };
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(signal)
-                .await;
-        });
-        FakeTelegram { data, addr, stop }
+            .layer(DefaultBodyLimit::max(50 * 1024 * 1024));
+        FakeTelegram(Fake::start("fake telegram", data, routes).await)
     }
 
     /// `TELEGRAM_API_URL`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn data(&self) -> MutexGuard<'_, Data> {
-        self.data.lock().unwrap_or_else(PoisonError::into_inner)
+        self.0.url()
     }
 
     pub fn set_token(&self, token: &str) {
-        self.data().token = token.to_string();
+        self.0.data().token = token.to_string();
     }
 
     /// The chats the bot may post to.
     pub fn set_chats(&self, chats: &[&str]) {
-        self.data().chats = chats.iter().map(|c| c.to_string()).collect();
+        self.0.data().chats = chats.iter().map(|c| c.to_string()).collect();
     }
 
     /// Every request answers 502 Bad Gateway while down.
     pub fn set_down(&self, down: bool) {
-        self.data().down = down;
+        self.0.data().down = down;
     }
 
     /// The next requests fail, one per `(error_code, description)`.
     pub fn fail_next(&self, code: u16, description: &str) {
-        self.data().fail.push((code, description.to_string()));
+        self.0.data().fail.push((code, description.to_string()));
     }
 
     pub fn sent(&self) -> Vec<SentPhoto> {
-        self.data().sent.clone()
+        self.0.data().sent.clone()
     }
 
     /// Requests received, whatever their answer.
     pub fn requests(&self) -> usize {
-        self.data().requests
+        self.0.data().requests
     }
 }
 
@@ -143,9 +115,8 @@ async fn route(
     uri: Uri,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
-    let lock = || data.lock().unwrap_or_else(PoisonError::into_inner);
     let (token, down, scripted) = {
-        let mut d = lock();
+        let mut d = lock(&data);
         d.requests += 1;
         let scripted = (!d.fail.is_empty()).then(|| d.fail.remove(0));
         (d.token.clone(), d.down, scripted)
@@ -187,7 +158,7 @@ async fn route(
             _ => {}
         }
     }
-    let mut d = lock();
+    let mut d = lock(&data);
     let Some(chat_id) = chat_id.filter(|c| d.chats.contains(c)) else {
         return failure(400, "Bad Request: chat not found");
     };

@@ -1,10 +1,19 @@
+/// The text of `tests/fixtures/<name>`, compiled in.
+macro_rules! fixture {
+    ($name:literal) => {
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/", $name))
+    };
+}
+
 pub mod fake_dropbox;
 pub mod fake_oidc;
 pub mod fake_openai;
 pub mod fake_orchestrator;
+pub mod fake_server;
 pub mod fake_telegram;
 pub mod harness;
 pub mod lambda;
+pub mod log_capture;
 pub mod moto;
 pub mod smtp;
 pub mod tables;

@@ -19,6 +19,7 @@ use publisher::app::App;
 use publisher::dynamo::Table;
 
 use crate::fake_orchestrator::FakeOrchestrator;
+use crate::fake_server::FakeServer;
 use crate::harness::{settings, PRIMARY_TOKEN};
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -150,15 +151,11 @@ pub fn attr_n(item: &Item, name: &str) -> u64 {
 pub struct ThrottlingDynamo {
     pub endpoint: String,
     calls: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
+    _server: FakeServer,
 }
 
 impl ThrottlingDynamo {
     pub async fn start() -> ThrottlingDynamo {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let endpoint = format!("http://{}", listener.local_addr().expect("address"));
         let calls = Arc::new(AtomicUsize::new(0));
         let counted = calls.clone();
         let app = Router::new().fallback(move || {
@@ -176,24 +173,16 @@ impl ThrottlingDynamo {
                     .into_response()
             }
         });
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let server = FakeServer::start("throttling dynamo", app).await;
         ThrottlingDynamo {
-            endpoint,
+            endpoint: server.url(),
             calls,
-            task,
+            _server: server,
         }
     }
 
     /// HTTP requests answered (retries included).
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for ThrottlingDynamo {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }

@@ -4,33 +4,17 @@
 
 mod publish_world;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use publish_world::*;
 use publisher::state::Store;
 use publisher::workflow::Workflow;
+use publisher_tests::log_capture::Capture;
 use serde_json::{json, Value};
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_logs_its_timing_and_no_secret() {
     std::env::set_var("RUST_LOG", "trace");
     let capture = Capture::default();
-    let writer = capture.clone();
-    assert!(publisher::telemetry::init_with(true, move || writer.clone()));
+    assert!(publisher::telemetry::init_with(true, capture.clone()));
 
     let world = World::start().await;
     world.put_image("wide.jpg", wide_jpeg(1600, 1000, 9));
@@ -58,7 +42,7 @@ async fn a_run_logs_its_timing_and_no_secret() {
         false
     );
 
-    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let text = capture.text();
     let records: Vec<Value> = text
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())

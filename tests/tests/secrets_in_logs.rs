@@ -2,26 +2,11 @@
 //! logs, with logging at TRACE for every crate. Its own binary, because the
 //! log subscriber is process-global.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use publisher::secrets::Role;
 use publisher_tests::fake_orchestrator::samples;
 use publisher_tests::harness::{fake_with_samples, get, orchestrated_app, router, PRIMARY_TOKEN};
+use publisher_tests::log_capture::Capture;
 use serde_json::json;
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 const SECONDARY: &str = "svc-secondary-token-rotated-in";
 
@@ -29,8 +14,7 @@ const SECONDARY: &str = "svc-secondary-token-rotated-in";
 async fn no_secret_or_ref_reaches_the_logs() {
     std::env::set_var("RUST_LOG", "trace");
     let capture = Capture::default();
-    let writer = capture.clone();
-    assert!(publisher::telemetry::init_with(true, move || writer.clone()));
+    assert!(publisher::telemetry::init_with(true, capture.clone()));
 
     let fake = fake_with_samples().await;
     // Rotation: the orchestrator only takes the secondary now.
@@ -79,7 +63,7 @@ async fn no_secret_or_ref_reaches_the_logs() {
         503
     );
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(
         logs.contains("orchestrator call"),
         "the scenario was logged"

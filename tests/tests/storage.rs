@@ -3,9 +3,9 @@
 //! client's token, retry and error rules, local path confinement, and the
 //! tenant registry's storage and listing cache.
 
-use std::io::{Cursor, Write};
+use std::io::Cursor;
 use std::path::Path;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,37 +18,21 @@ use publisher::storage::{
 use publisher_tests::fake_dropbox::{FakeDropbox, APP_KEY, APP_SECRET, REFRESH_TOKEN};
 use publisher_tests::fake_orchestrator::{credentials_for, samples};
 use publisher_tests::harness::orchestrated_app;
+use publisher_tests::log_capture::Capture;
 use secrecy::SecretString;
 
 // ------------------------------------------------------------------ helpers
 
 /// Every log line of this test binary, unredacted, at TRACE: what the code
 /// itself writes, before the redaction layer could hide a mistake.
-static LOGS: LazyLock<Arc<Mutex<Vec<u8>>>> = LazyLock::new(|| {
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    let sink = logs.clone();
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || Capture(sink.clone()))
-        .try_init();
+static LOGS: LazyLock<Capture> = LazyLock::new(|| {
+    let logs = Capture::default();
+    logs.try_init(tracing::Level::TRACE);
     logs
 });
 
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn logs() -> String {
-    String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned()
+    String::from_utf8_lossy(&LOGS.bytes()).into_owned()
 }
 
 fn image(format: image::ImageFormat, width: u32, height: u32) -> Bytes {

@@ -2,8 +2,7 @@
 //! DynamoDB API (moto's server): refresh-ahead into the table, credential
 //! checks, the answer, and its bounds.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -11,6 +10,7 @@ use publisher::app::App;
 use publisher::secrets::Role;
 use publisher_tests::fake_orchestrator::{credentials_for, samples, FakeOrchestrator};
 use publisher_tests::harness::{fake_with_samples, get, router};
+use publisher_tests::log_capture::Capture;
 use publisher_tests::moto::Moto;
 use publisher_tests::tables::{app_on_table, attr_n, attr_s, get_item, scan_all, table_at, Item};
 use serde_json::{json, Value};
@@ -185,19 +185,6 @@ async fn a_404_deletes_the_hosts_item() {
         .is_some());
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn failed_checks_are_reported_recorded_and_logged_per_role() {
     let s = Setup::new().await;
@@ -214,12 +201,7 @@ async fn failed_checks_are_reported_recorded_and_logged_per_role() {
     s.fake.put_runtime("broken.shibari.photo", broken);
 
     let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _logs = tracing::subscriber::set_default(subscriber);
+    let _logs = capture.set_default(tracing::Level::INFO);
 
     let app = s.instance(&[]);
     let event = json!({"hosts": ["broken.shibari.photo", VERMONT, "nobody.shibari.photo", "bad_host.shibari.photo", MAPLE]});
@@ -257,7 +239,7 @@ async fn failed_checks_are_reported_recorded_and_logged_per_role() {
         .unwrap();
     assert_eq!(attr_s(&openai, "error"), "provider_mismatch");
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     let warnings: Vec<&str> = logs
         .lines()
         .filter(|l| l.contains("WARN") && l.contains("credential check failed"))
