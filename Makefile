@@ -69,7 +69,7 @@ $(BROWSER_DIR)/node_modules/.installed: $(BROWSER_DIR)/package-lock.json
 	cd "$(BROWSER_DIR)" && npm ci --no-audit --no-fund
 	touch "$@"
 
-# ---- Lambda: build, run locally, invoke, deploy (see README "Deployment") ----
+# ---- Lambda: build, run locally, invoke, deploy (see docs/operations.md) ----
 # PATH: cargo-lambda links the arm64 build with zig from the virtualenv (ziglang).
 CARGO_LAMBDA := PATH="$(VENV)/bin:$$PATH" "$(VENV)/bin/cargo-lambda" lambda
 SAM ?= sam
