@@ -1,5 +1,5 @@
-//! The cache and orchestrator counters of orchestrator.md, shared by every
-//! tier of one process and reported by `/health/ready` and in logs.
+//! The cache and orchestrator counters, shared by every tier of one process
+//! and reported by `/health/ready` (`docs/tenants.md`, Counters).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,4 +1,4 @@
-//! HTTP client of the orchestrator (orchestrator.md): runtime lookup by host and
+//! HTTP client of the orchestrator (`docs/tenants.md`): runtime lookup by host and
 //! credential resolution, with token rotation, retries and typed errors.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

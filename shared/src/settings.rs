@@ -1,4 +1,5 @@
-//! Process settings, read once from the environment at start (settings.md).
+//! Process settings, read once from the environment at start
+//! (`docs/configuration.md`).
 //! The variable names are a contract shared with the Python Publisher V2.
 //!
 //! Errors name the variable and, for booleans and numbers, the bad value; JSON

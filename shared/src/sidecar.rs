@@ -1,4 +1,4 @@
-//! The sidecar file `<stem>.txt` beside an image (publish.md §Sidecar): the
+//! The sidecar file `<stem>.txt` beside an image (`docs/publishing.md`, Sidecar): the
 //! sd_caption on line 1, then `# key: value` metadata lines after `# ---`.
 
 use serde_json::{Map, Value};

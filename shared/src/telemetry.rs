@@ -1,6 +1,6 @@
 //! Logging: tracing with JSON lines in Lambda and human-readable lines locally,
 //! behind a redaction writer that masks secret-shaped strings and the exact
-//! value of every secret this process holds (orchestrator.md §Logging rules).
+//! value of every secret this process holds (`docs/logs.md`).
 //! The redaction is a second line of defence: secrets are never logged on
 //! purpose, and live in `secrecy` types that cannot print themselves.
 

@@ -9,7 +9,9 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use publisher::app::App;
+use publisher::clock::Clock;
 use publisher::settings::Settings;
+use publisher::table::Table;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -26,8 +28,21 @@ pub fn settings(vars: &[(&str, &str)]) -> Settings {
     Settings::from_lookup(|name| map.get(name).cloned()).expect("valid test settings")
 }
 
-/// An app in orchestrated mode against `fake`; `extra` adds or overrides variables.
+/// An app in orchestrated mode against `fake`, without a table, on a
+/// manual clock of its own (`app.clock`: the test moves time itself);
+/// `extra` adds or overrides variables.
 pub fn orchestrated_app(fake: &FakeOrchestrator, extra: &[(&str, &str)]) -> Arc<App> {
+    orchestrated_app_at(fake, extra, None, Clock::manual_now())
+}
+
+/// One instance in orchestrated mode against `fake`, on `table` (none:
+/// memory only), reading `clock` (instances of one fleet share theirs).
+pub fn orchestrated_app_at(
+    fake: &FakeOrchestrator,
+    extra: &[(&str, &str)],
+    table: Option<Table>,
+    clock: Clock,
+) -> Arc<App> {
     let base = fake.base_url();
     let mut vars: Vec<(&str, &str)> = vec![
         ("ORCHESTRATOR_BASE_URL", base.as_str()),
@@ -35,7 +50,7 @@ pub fn orchestrated_app(fake: &FakeOrchestrator, extra: &[(&str, &str)]) -> Arc<
         ("ORCHESTRATOR_TIMEOUT_SECONDS", "2"),
     ];
     vars.extend_from_slice(extra);
-    Arc::new(App::new(settings(&vars)).expect("app starts"))
+    Arc::new(App::assemble(settings(&vars), table, clock).expect("app starts"))
 }
 
 pub fn router(app: &Arc<App>) -> Router {

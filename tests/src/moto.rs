@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     TimeToLiveSpecification,
 };
-use publisher::dynamo::Table;
+use publisher::table::Table;
 
 pub struct Moto {
     child: Child,

@@ -16,11 +16,12 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Router;
 use publisher::app::App;
-use publisher::dynamo::Table;
+use publisher::clock::Clock;
+use publisher::table::Table;
 
 use crate::fake_orchestrator::FakeOrchestrator;
 use crate::fake_server::FakeServer;
-use crate::harness::{settings, PRIMARY_TOKEN};
+use crate::harness::orchestrated_app_at;
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -74,22 +75,29 @@ pub fn table_at(endpoint: &str, name: &str) -> (Table, CallCount) {
 }
 
 /// An application in orchestrated mode against `fake`, on `table` (none:
-/// memory only). Each call is one independent instance.
+/// memory only), on a manual clock of its own. Each call is one
+/// independent instance.
 pub fn app_on_table(
     fake: &FakeOrchestrator,
     table: Option<Table>,
     extra: &[(&str, &str)],
 ) -> Arc<App> {
-    let base = fake.base_url();
+    app_on_table_at(fake, table, extra, Clock::manual_now())
+}
+
+/// [`app_on_table`] reading `clock`: the instances of one fleet share it.
+pub fn app_on_table_at(
+    fake: &FakeOrchestrator,
+    table: Option<Table>,
+    extra: &[(&str, &str)],
+    clock: Clock,
+) -> Arc<App> {
     let mut vars: Vec<(&str, &str)> = vec![
-        ("ORCHESTRATOR_BASE_URL", base.as_str()),
-        ("ORCHESTRATOR_SERVICE_TOKEN", PRIMARY_TOKEN),
-        ("ORCHESTRATOR_TIMEOUT_SECONDS", "2"),
         ("DROPBOX_APP_KEY", "test-app-key"),
         ("DROPBOX_APP_SECRET", "test-app-secret"),
     ];
     vars.extend_from_slice(extra);
-    Arc::new(App::with_table(settings(&vars), table).expect("app starts"))
+    orchestrated_app_at(fake, &vars, table, clock)
 }
 
 /// Every item of the table.

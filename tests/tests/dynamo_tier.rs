@@ -3,19 +3,20 @@
 //! the way Lambda instances of the three functions do.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
 use publisher::app::App;
-use publisher::cache::Counter;
-use publisher::dynamo::Table;
+use publisher::clock::Clock;
+use publisher::metrics::Counter;
 use publisher::source::SourceError;
+use publisher::table::Table;
 use publisher_tests::fake_orchestrator::{envelope_for, samples, FakeOrchestrator};
 use publisher_tests::harness::{fake_with_samples, get, router};
 use publisher_tests::moto::Moto;
 use publisher_tests::tables::{
-    app_on_table, attr_n, attr_s, get_item, put_item, scan_all, table_at, CallCount,
-    ThrottlingDynamo,
+    app_on_table, app_on_table_at, attr_n, attr_s, get_item, put_item, scan_all, table_at,
+    CallCount, ThrottlingDynamo,
 };
 use serde_json::{json, Value};
 
@@ -29,27 +30,32 @@ fn with_ttl(ttl: u64) -> Value {
     v2
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+fn secs(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 struct Setup {
     moto: Moto,
     fake: FakeOrchestrator,
     table: Table,
+    /// The fleet's one clock, which the test moves.
+    clock: Clock,
 }
 
 impl Setup {
+    /// A fleet on a manual clock.
     async fn new() -> Setup {
+        Self::on(Clock::manual_now()).await
+    }
+
+    async fn on(clock: Clock) -> Setup {
         let moto = Moto::start().await;
         let table = moto.create_table(TABLE).await;
         Setup {
             fake: fake_with_samples().await,
             moto,
             table,
+            clock,
         }
     }
 
@@ -60,7 +66,8 @@ impl Setup {
 
     fn counted_instance(&self, extra: &[(&str, &str)]) -> (Arc<App>, CallCount) {
         let (table, count) = table_at(&self.moto.endpoint, TABLE);
-        (app_on_table(&self.fake, Some(table), extra), count)
+        let app = app_on_table_at(&self.fake, Some(table), extra, self.clock.clone());
+        (app, count)
     }
 }
 
@@ -76,7 +83,7 @@ fn counter(app: &App, counter: Counter) -> u64 {
 #[tokio::test]
 async fn the_item_holds_the_envelope_as_fetched_and_its_times() {
     let s = Setup::new().await;
-    let before = SystemTime::now();
+    let before = s.clock.now();
     let (status, _) = features(&s.instance(&[]), VERMONT).await;
     assert_eq!(status, StatusCode::OK);
 
@@ -163,7 +170,7 @@ async fn a_stale_table_copy_is_served_through_an_outage() {
         features(&s.instance(&stale_ok), VERMONT).await.0,
         StatusCode::OK
     );
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    s.clock.advance(Duration::from_millis(2100));
     s.fake.set_outage(true);
 
     // The config, that is: a cold instance has no credential to serve with.
@@ -174,7 +181,7 @@ async fn a_stale_table_copy_is_served_through_an_outage() {
         .await
         .expect("stale copy");
     assert!(config.config.features.publish_enabled);
-    assert!(!config.is_fresh(SystemTime::now()));
+    assert!(!config.is_fresh(s.clock.now()));
     assert_eq!(s.fake.runtime_calls(), 2, "the orchestrator was asked");
     assert_eq!(counter(&cold, Counter::RuntimeStaleServe), 1);
     assert_eq!(counter(&cold, Counter::RuntimeDynamoHit), 0, "not fresh");
@@ -189,7 +196,7 @@ async fn a_table_copy_beyond_max_stale_is_not_served() {
         features(&s.instance(&short), VERMONT).await.0,
         StatusCode::OK
     );
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    s.clock.advance(Duration::from_millis(3100));
     s.fake.set_outage(true);
     let cold = s.instance(&short);
     assert_eq!(
@@ -230,6 +237,7 @@ async fn a_throttled_table_never_fails_a_request() {
 #[tokio::test]
 async fn a_malformed_item_is_skipped_and_overwritten() {
     let s = Setup::new().await;
+    let now = secs(s.clock.now());
     let item = |config: &str| {
         let mut item = std::collections::HashMap::new();
         let s = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.into());
@@ -238,8 +246,8 @@ async fn a_malformed_item_is_skipped_and_overwritten() {
         item.insert("sk".to_string(), s("RUNTIME"));
         item.insert("config".to_string(), s(config));
         item.insert("config_version".to_string(), s("v-bad"));
-        item.insert("fetched_at".to_string(), n(now_secs() * 1000));
-        item.insert("fresh_until".to_string(), n(now_secs() + 600));
+        item.insert("fetched_at".to_string(), n(now * 1000));
+        item.insert("fresh_until".to_string(), n(now + 600));
         item
     };
     let mut missing_times = item("{}");
@@ -278,7 +286,7 @@ async fn an_expired_host_is_refreshed_once_by_the_fleet() {
         1,
         "one fetch, the others read the table"
     );
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    s.clock.advance(Duration::from_millis(2100));
     s.fake.reset_counters();
 
     let requests = fleet.iter().flat_map(|app| {
@@ -302,7 +310,8 @@ async fn an_expired_host_is_refreshed_once_by_the_fleet() {
 
 #[tokio::test]
 async fn a_cold_fleet_waits_for_one_fetch() {
-    let s = Setup::new().await;
+    // Real time: the others wait while the holder's call takes 200 ms.
+    let s = Setup::on(Clock::system()).await;
     s.fake.set_delay(Duration::from_millis(200));
     let fleet: Vec<Arc<App>> = (0..6).map(|_| s.instance(&[])).collect();
     let requests: Vec<_> = fleet
@@ -348,12 +357,12 @@ async fn a_dead_holders_lease_runs_out_by_itself() {
     put_lease(
         &s.table,
         VERMONT,
-        SystemTime::now() + Duration::from_millis(800),
+        s.clock.now() + Duration::from_millis(800),
         false,
     )
     .await;
     let app = s.instance(&[]);
-    let started = Instant::now();
+    let started = s.clock.now();
     let config = app
         .source
         .runtime_config(VERMONT, "r")
@@ -361,7 +370,7 @@ async fn a_dead_holders_lease_runs_out_by_itself() {
         .expect("config");
     assert_eq!(config.tenant, "vermont");
     assert!(
-        started.elapsed() >= Duration::from_millis(700),
+        s.clock.since(started) >= Duration::from_millis(700),
         "waited for the lease"
     );
     assert_eq!(s.fake.runtime_calls(), 1);
@@ -401,7 +410,8 @@ async fn a_holder_that_found_an_outage_makes_the_fleet_back_off() {
     assert_eq!(s.fake.runtime_calls(), 1, "no other call within the window");
 
     // Once the window is over, the next instance tries again.
-    put_lease(&s.table, VERMONT, SystemTime::now(), true).await;
+    put_lease(&s.table, VERMONT, s.clock.now(), true).await;
+    s.clock.advance(Duration::from_millis(1));
     s.fake.set_outage(false);
     let later = s.instance(&[FAST_FAIL]);
     assert!(later.source.runtime_config(VERMONT, "c").await.is_ok());
@@ -419,7 +429,7 @@ async fn a_404_deletes_the_copy_and_is_remembered_in_memory_only() {
         StatusCode::NOT_FOUND
     );
     s.fake.remove_runtime(VERMONT);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    s.clock.advance(Duration::from_millis(2100));
     assert_eq!(features(&app, VERMONT).await.0, StatusCode::NOT_FOUND);
 
     let items = scan_all(&s.table).await;
@@ -475,27 +485,23 @@ async fn eight_instances_over_two_ttl_periods() {
     }
     let fleet: Vec<(Arc<App>, CallCount)> = (0..8).map(|_| s.counted_instance(&[])).collect();
     let period = Duration::from_secs(TTL);
-    let started = Instant::now();
-    let tasks: Vec<_> = fleet
-        .iter()
-        .enumerate()
-        .map(|(n, (app, _))| {
-            let (app, hosts) = (app.clone(), hosts.clone());
+    let started = s.clock.now();
+    let routers: Vec<_> = fleet.iter().map(|(app, _)| router(app)).collect();
+    for i in 0..200usize {
+        // Evenly over two periods; at each step every instance sends one
+        // request at once, each instance in its own order of hosts.
+        let at = period * 2 * i as u32 / 200;
+        s.clock.sleep_until(started + at).await;
+        let step = routers.iter().enumerate().map(|(n, web)| {
+            let (web, host) = (web.clone(), hosts[(i * 7 + n * 3) % hosts.len()].clone());
             tokio::spawn(async move {
-                let web = router(&app);
-                for i in 0..200usize {
-                    // Evenly over two periods, each instance its own order.
-                    let at = period * 2 * i as u32 / 200;
-                    tokio::time::sleep_until(tokio::time::Instant::from_std(started + at)).await;
-                    let host = &hosts[(i * 7 + n * 3) % hosts.len()];
-                    let answer = get(&web, host, "/api/config/features").await;
-                    assert_eq!(answer.status, StatusCode::OK, "{host}");
-                }
+                let answer = get(&web, &host, "/api/config/features").await;
+                assert_eq!(answer.status, StatusCode::OK, "{host}");
             })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
+        });
+        for request in step.collect::<Vec<_>>() {
+            request.await.unwrap();
+        }
     }
     let runtime_calls = s.fake.runtime_calls();
     let dynamo_calls: usize = fleet.iter().map(|(_, c)| c.get()).sum();
@@ -510,10 +516,11 @@ async fn eight_instances_over_two_ttl_periods() {
     println!(
         "8 instances x 200 requests, 20 hosts, TTL {TTL} s, {:.1} s: {runtime_calls} runtime calls to the orchestrator, \
          {dynamo_calls} DynamoDB calls, {dynamo_hits} table hits, {stale} stale serves",
-        started.elapsed().as_secs_f64()
+        s.clock.since(started).as_secs_f64()
     );
-    // About one per host per period begun; a loaded machine stretches the run.
-    let periods = started.elapsed().as_secs().div_ceil(TTL) as usize;
+    // About one per host per period begun; waits for another instance's
+    // refresh move the clock on too.
+    let periods = s.clock.since(started).as_secs().div_ceil(TTL) as usize;
     assert!(
         runtime_calls <= 20 * (periods + 1),
         "{runtime_calls} in {periods} periods"

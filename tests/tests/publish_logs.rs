@@ -5,8 +5,6 @@
 mod publish_world;
 
 use publish_world::*;
-use publisher::state::Store;
-use publisher::workflow::Workflow;
 use publisher_tests::log_capture::Capture;
 use serde_json::{json, Value};
 
@@ -33,7 +31,7 @@ async fn a_run_logs_its_timing_and_no_secret() {
     // Telegram unreachable: reqwest's error would carry the URL with the token.
     let closed = format!("http://127.0.0.1:{}", publisher_tests::moto::free_port());
     let app = world.app(None, &[("TELEGRAM_API_URL", closed.as_str())]);
-    let unreachable = Workflow::new(app, Store::new(None));
+    let unreachable = app;
     let answer = publish::handle(&unreachable, json!({"host": HOST}), None, "req-logs-2")
         .await
         .expect("answer");

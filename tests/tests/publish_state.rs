@@ -1,9 +1,10 @@
 //! The publish state on a real DynamoDB API (moto): claims and the posted
-//! set, item by item as publish.md's table has them.
+//! set, item by item as `docs/table.md` describes them.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use publisher::state::{Claim, PostedImage, Store};
+use publisher::clock::Clock;
+use publisher::ledger::{Claim, Ledger, PostedImage};
 use publisher_tests::moto::Moto;
 use publisher_tests::tables::{attr_n, attr_s, get_item};
 use serde_json::json;
@@ -19,7 +20,7 @@ fn now() -> u64 {
 async fn claims_on_dynamodb() {
     let moto = Moto::start().await;
     let table = moto.create_table("publisher-claims").await;
-    let store = Store::new(Some(table.clone()));
+    let store = Ledger::new(Some(table.clone()), Clock::system());
     let until = SystemTime::now() + Duration::from_secs(900);
 
     assert_eq!(
@@ -90,7 +91,7 @@ async fn claims_on_dynamodb() {
 async fn posted_set_on_dynamodb() {
     let moto = Moto::start().await;
     let table = moto.create_table("publisher-posted-set").await;
-    let store = Store::new(Some(table.clone()));
+    let store = Ledger::new(Some(table.clone()), Clock::system());
     let image = PostedImage {
         sha256: "sha-1".into(),
         content_hash: Some("ch-1".into()),

@@ -6,11 +6,12 @@
 use std::io::Cursor;
 use std::path::Path;
 use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
+use publisher::clock::Clock;
+use publisher::retry::Policy;
 use publisher::settings::ServiceUrls;
-use publisher::storage::dropbox::RetryPolicy;
 use publisher::storage::{
     content_hash, DropboxApp, DropboxStorage, LocalStorage, Storage, StorageError, ThumbnailSize,
     TokenCache,
@@ -77,14 +78,23 @@ fn services(fake: &FakeDropbox) -> ServiceUrls {
 }
 
 /// Short backoff, so retry tests stay quick; `Retry-After` still decides.
-const FAST: RetryPolicy = RetryPolicy {
-    attempts: 3,
-    base_delay: Duration::from_millis(20),
-    max_wait: Duration::from_secs(10),
+const FAST: Policy = Policy {
+    base: Duration::from_millis(20),
+    ..publisher::storage::dropbox::RETRY
 };
 
 fn dropbox_with(fake: &FakeDropbox, tokens: &TokenCache, refresh: &str) -> DropboxStorage {
-    let app = DropboxApp::new(http(), &services(fake)).with_retry(FAST);
+    dropbox_at(fake, tokens, refresh, Clock::manual_now())
+}
+
+/// A Dropbox client reading `clock`, which the test moves.
+fn dropbox_at(
+    fake: &FakeDropbox,
+    tokens: &TokenCache,
+    refresh: &str,
+    clock: Clock,
+) -> DropboxStorage {
+    let app = DropboxApp::new(http(), &services(fake), clock).with_retry(FAST);
     DropboxStorage::new(app, tokens, "t1", SecretString::from(refresh.to_string()))
 }
 
@@ -562,9 +572,10 @@ async fn token_is_refreshed_before_it_expires() {
     let fake = FakeDropbox::start().await;
     fake.put_file("/P/a.jpg", jpeg(8, 8));
     fake.set_expires_in(2);
-    let storage = dropbox(&fake);
+    let clock = Clock::manual_now();
+    let storage = dropbox_at(&fake, &TokenCache::new(10), REFRESH_TOKEN, clock.clone());
     storage.metadata("/P/a.jpg").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1900)).await;
+    clock.advance(Duration::from_millis(1900));
     storage.metadata("/P/a.jpg").await.unwrap();
     assert_eq!(fake.calls("oauth2/token"), 2);
     assert!(
@@ -614,7 +625,7 @@ async fn wrong_app_credentials_or_none_are_errors_not_panics() {
     let mut urls = services(&fake);
     urls.dropbox_app_secret = Some(SecretString::from("not-the-secret"));
     let storage = DropboxStorage::new(
-        DropboxApp::new(http(), &urls).with_retry(FAST),
+        DropboxApp::new(http(), &urls, Clock::manual_now()).with_retry(FAST),
         &TokenCache::new(1),
         "t1",
         SecretString::from(REFRESH_TOKEN),
@@ -625,7 +636,7 @@ async fn wrong_app_credentials_or_none_are_errors_not_panics() {
     );
     urls.dropbox_app_secret = None;
     let storage = DropboxStorage::new(
-        DropboxApp::new(http(), &urls),
+        DropboxApp::new(http(), &urls, Clock::manual_now()),
         &TokenCache::new(1),
         "t1",
         SecretString::from(REFRESH_TOKEN),
@@ -656,28 +667,29 @@ async fn listing_follows_every_page() {
 async fn rate_limits_wait_for_retry_after() {
     let fake = FakeDropbox::start().await;
     fake.put_file("/P/a.jpg", jpeg(8, 8));
-    let storage = dropbox(&fake);
+    let clock = Clock::manual_now();
+    let storage = dropbox_at(&fake, &TokenCache::new(10), REFRESH_TOKEN, clock.clone());
     storage.metadata("/P/a.jpg").await.unwrap();
     fake.reset_counters();
     fake.fail_next(1, 429, Some(1));
-    let started = Instant::now();
+    let started = clock.now();
     assert_eq!(storage.download("/P/a.jpg").await.unwrap(), jpeg(8, 8));
     assert!(
-        started.elapsed() >= Duration::from_secs(1),
+        clock.since(started) >= Duration::from_secs(1),
         "{:?}",
-        started.elapsed()
+        clock.since(started)
     );
     assert_eq!(fake.calls("files/download"), 2);
 
     // Asked to come back later than a request can wait: give up at once.
     fake.reset_counters();
     fake.fail_next(1, 429, Some(60));
-    let started = Instant::now();
+    let started = clock.now();
     assert!(matches!(
         storage.list_files("/P").await,
         Err(StorageError::Unavailable(_))
     ));
-    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(clock.since(started) < Duration::from_secs(5));
     assert_eq!(fake.calls("files/list_folder"), 1);
 }
 
@@ -721,7 +733,7 @@ async fn unreachable_dropbox_is_unavailable() {
         .unwrap();
     urls.dropbox_api = format!("http://{closed}");
     let storage = DropboxStorage::new(
-        DropboxApp::new(http(), &urls).with_retry(FAST),
+        DropboxApp::new(http(), &urls, Clock::manual_now()).with_retry(FAST),
         &TokenCache::new(1),
         "t1",
         SecretString::from(REFRESH_TOKEN),
@@ -1011,7 +1023,7 @@ async fn listing_expires_after_its_ttl_and_errors_are_not_cached() {
     assert_eq!(services.images().await.unwrap().len(), 1);
     dropbox.put_file(&format!("{VERMONT_ROOT}/b.jpg"), jpeg(4, 4));
     assert_eq!(services.images().await.unwrap().len(), 1, "cached");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.clock.advance(Duration::from_millis(1100));
     assert_eq!(
         services.images().await.unwrap().len(),
         2,

@@ -1,4 +1,4 @@
-//! Admin security (web.md §Guards): the signed, expiring, tenant-bound
+//! Admin security (`docs/http-api.md`, Guards): the signed, expiring, tenant-bound
 //! `pv2_admin` cookie, password login and logout, and the failed-login limit
 //! per client address and tenant.
 

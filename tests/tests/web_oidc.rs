@@ -1,4 +1,4 @@
-//! OIDC admin login (web.md §Guards) against a fake provider over real HTTP:
+//! OIDC admin login (`docs/http-api.md`, OIDC login) against a fake provider over real HTTP:
 //! the authorize redirect, the state cookie, the code exchange, id-token
 //! verification, the e-mail allowlist, and every failure's `auth_error`.
 

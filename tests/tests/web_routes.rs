@@ -1,4 +1,4 @@
-//! Every route of web.md's table through the router, in standalone mode over
+//! Every route of `docs/http-api.md` through the router, in standalone mode over
 //! local storage in a temporary directory: answers, guards and their order,
 //! the file-name rules, and the error bodies.
 

@@ -1,7 +1,7 @@
 //! The web function's tenant pipeline against a fake orchestrator over real
 //! HTTP: host rules, lookups, tokens, caching, stale serving, credentials.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -261,11 +261,12 @@ fn with_ttl(ttl: u64) -> serde_json::Value {
 async fn a_config_is_fetched_again_after_its_ttl() {
     let fake = fake_with_samples().await;
     fake.put_runtime(VERMONT, with_ttl(1));
-    let web = router(&orchestrated_app(&fake, &[]));
+    let app = orchestrated_app(&fake, &[]);
+    let web = router(&app);
     get(&web, VERMONT, "/api/config/features").await;
     get(&web, VERMONT, "/api/config/features").await;
     assert_eq!(fake.runtime_calls(), 1);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.clock.advance(Duration::from_millis(1100));
     get(&web, VERMONT, "/api/config/features").await;
     assert_eq!(fake.runtime_calls(), 2);
 }
@@ -274,9 +275,10 @@ async fn a_config_is_fetched_again_after_its_ttl() {
 async fn ttl_zero_means_the_default_not_uncached() {
     let fake = fake_with_samples().await;
     fake.put_runtime(VERMONT, with_ttl(0));
-    let web = router(&orchestrated_app(&fake, &[]));
+    let app = orchestrated_app(&fake, &[]);
+    let web = router(&app);
     get(&web, VERMONT, "/api/config/features").await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.clock.advance(Duration::from_millis(1100));
     get(&web, VERMONT, "/api/config/features").await;
     assert_eq!(fake.runtime_calls(), 1);
 }
@@ -297,7 +299,7 @@ async fn outage_serves_a_stale_copy_within_max_stale() {
         get(&web, VERMONT, "/api/config/features").await.status,
         StatusCode::OK
     );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.clock.advance(Duration::from_millis(1100));
     fake.set_outage(true);
     let answer = get(&web, VERMONT, "/api/config/features").await;
     assert_eq!(answer.status, StatusCode::OK);
@@ -309,18 +311,19 @@ async fn outage_serves_a_stale_copy_within_max_stale() {
 async fn outage_beyond_max_stale_is_503() {
     let fake = fake_with_samples().await;
     fake.put_runtime(VERMONT, with_ttl(1));
-    let web = router(&orchestrated_app(
+    let app = orchestrated_app(
         &fake,
         &[
             ("RUNTIME_CONFIG_MAX_STALE_SECONDS", "1"),
             ("ORCHESTRATOR_MAX_ATTEMPTS", "1"),
         ],
-    ));
+    );
+    let web = router(&app);
     assert_eq!(
         get(&web, VERMONT, "/api/config/features").await.status,
         StatusCode::OK
     );
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.clock.advance(Duration::from_millis(2100));
     fake.set_outage(true);
     let answer = get(&web, VERMONT, "/api/config/features").await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -345,7 +348,8 @@ async fn outage_without_a_cached_copy_is_503() {
 async fn transient_failures_are_retried_honouring_retry_after() {
     let fake = fake_with_samples().await;
     fake.fail_next_runtime(2, 503, None);
-    let web = router(&orchestrated_app(&fake, &[]));
+    let app = orchestrated_app(&fake, &[]);
+    let web = router(&app);
     assert_eq!(
         get(&web, VERMONT, "/api/config/features").await.status,
         StatusCode::OK
@@ -353,13 +357,13 @@ async fn transient_failures_are_retried_honouring_retry_after() {
     assert_eq!(fake.runtime_calls(), 3);
 
     fake.fail_next_runtime(1, 429, Some(1));
-    let started = Instant::now();
+    let started = app.clock.now();
     assert_eq!(
         get(&web, MAPLE, "/api/config/features").await.status,
         StatusCode::OK
     );
     assert!(
-        started.elapsed() >= Duration::from_secs(1),
+        app.clock.since(started) >= Duration::from_secs(1),
         "Retry-After honoured"
     );
     assert_eq!(fake.runtime_calls(), 5);
@@ -394,7 +398,7 @@ async fn a_404_is_remembered_for_the_negative_ttl() {
     assert_eq!(app.counters.snapshot()["runtime_negative_hit"], 2);
     // The tenant appears: found once the negative entry has expired.
     fake.put_runtime("ghost.shibari.photo", envelope_for("ghost", &samples().1));
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    app.clock.advance(Duration::from_millis(1200));
     for (cref, payload) in publisher_tests::fake_orchestrator::credentials_for("ghost") {
         fake.put_credential("ghost", &cref, payload);
     }
@@ -410,13 +414,14 @@ async fn a_404_is_remembered_for_the_negative_ttl() {
 async fn a_404_after_a_stale_copy_is_a_404() {
     let fake = fake_with_samples().await;
     fake.put_runtime(VERMONT, with_ttl(1));
-    let web = router(&orchestrated_app(&fake, &[]));
+    let app = orchestrated_app(&fake, &[]);
+    let web = router(&app);
     assert_eq!(
         get(&web, VERMONT, "/api/config/features").await.status,
         StatusCode::OK
     );
     fake.remove_runtime(VERMONT);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.clock.advance(Duration::from_millis(1100));
     assert_eq!(
         get(&web, VERMONT, "/api/config/features").await.status,
         StatusCode::NOT_FOUND
@@ -533,12 +538,13 @@ async fn a_storage_credential_of_another_provider_is_503() {
 async fn a_new_config_version_resolves_credentials_again() {
     let fake = fake_with_samples().await;
     fake.put_runtime(VERMONT, with_ttl(1));
-    let web = router(&orchestrated_app(&fake, &[]));
+    let app = orchestrated_app(&fake, &[]);
+    let web = router(&app);
     get(&web, VERMONT, "/api/config/features").await;
     let mut changed = with_ttl(1);
     changed["config_version"] = json!("a-new-version");
     fake.put_runtime(VERMONT, changed);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.clock.advance(Duration::from_millis(1100));
     assert_eq!(
         get(&web, VERMONT, "/api/config/features").await.status,
         StatusCode::OK
@@ -554,7 +560,7 @@ async fn same_config_version_reuses_the_credential_after_a_refresh() {
     let app = orchestrated_app(&fake, &[("CREDENTIAL_CACHE_TTL_SECONDS", "60")]);
     let web = router(&app);
     get(&web, VERMONT, "/api/config/features").await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.clock.advance(Duration::from_millis(1100));
     get(&web, VERMONT, "/api/config/features").await;
     assert_eq!(fake.runtime_calls(), 2);
     // Credential TTL is min(60 s, runtime TTL 1 s): resolved again, not reused stale.
@@ -565,15 +571,13 @@ async fn same_config_version_reuses_the_credential_after_a_refresh() {
 async fn working_tenants_survive_an_outage_while_their_services_are_rebuilt() {
     let fake = fake_with_samples().await;
     fake.put_runtime(VERMONT, with_ttl(1));
-    let web = router(&orchestrated_app(
-        &fake,
-        &[("ORCHESTRATOR_MAX_ATTEMPTS", "1")],
-    ));
+    let app = orchestrated_app(&fake, &[("ORCHESTRATOR_MAX_ATTEMPTS", "1")]);
+    let web = router(&app);
     assert_eq!(
         get(&web, VERMONT, "/api/config/features").await.status,
         StatusCode::OK
     );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.clock.advance(Duration::from_millis(1100));
     fake.set_outage(true);
     assert_eq!(
         get(&web, VERMONT, "/api/config/features").await.status,

@@ -1,11 +1,12 @@
 //! The admin session: the `pv2_admin` cookie, signed over the tenant, its
-//! expiry and a random nonce (web.md §Guards). It cannot be forged, is worth
+//! expiry and a random nonce (`docs/http-api.md`). It cannot be forged, is worth
 //! nothing on another tenant's host, and stops counting at its expiry even if
 //! the browser keeps sending it.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderMap;
+use publisher::clock::Clock;
 use publisher::settings::WebSettings;
 
 use crate::cookies;
@@ -19,20 +20,22 @@ pub struct AdminSessions {
     signer: Signer,
     ttl: Duration,
     secure: bool,
+    clock: Clock,
 }
 
 impl AdminSessions {
-    pub fn new(signer: Signer, web: &WebSettings) -> Self {
+    pub fn new(signer: Signer, web: &WebSettings, clock: Clock) -> Self {
         Self {
             signer,
             ttl: web.admin_cookie_ttl,
             secure: web.secure_cookies,
+            clock,
         }
     }
 
     /// Does the request carry a valid admin cookie for `tenant`?
     pub fn is_admin(&self, request: &HeaderMap, tenant: &str) -> bool {
-        let now = unix_now();
+        let now = unix_secs(self.clock.now());
         cookies::values(request, COOKIE)
             .iter()
             .any(|value| self.is_valid(value, tenant, now))
@@ -40,7 +43,7 @@ impl AdminSessions {
 
     /// Adds the cookie that makes the browser an admin of `tenant`.
     pub fn grant(&self, response: &mut HeaderMap, tenant: &str) {
-        let value = self.issue(tenant, unix_now());
+        let value = self.issue(tenant, unix_secs(self.clock.now()));
         cookies::set(response, COOKIE, &value, "/", self.ttl, self.secure);
     }
 
@@ -75,10 +78,9 @@ impl AdminSessions {
     }
 }
 
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+/// Seconds since the epoch (0 before it).
+pub fn unix_secs(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
@@ -90,6 +92,7 @@ mod tests {
             signer: Signer::new(b"0123456789abcdef0123456789abcdef"),
             ttl: Duration::from_secs(ttl),
             secure: true,
+            clock: Clock::system(),
         }
     }
 

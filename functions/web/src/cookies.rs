@@ -1,5 +1,5 @@
 //! Reading request cookies and writing `Set-Cookie` headers with the
-//! attributes web.md asks of every cookie the web function sets.
+//! attributes every cookie of the web function carries.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! The two route guards of web.md §Guards, as extractors: put `View` or
+//! The two route guards of `docs/http-api.md` (Guards), as extractors: put `View` or
 //! `Mutate` first in a handler's arguments and the handler runs only for
 //! requests that pass. They answer 401 (API auth) before 403 / 503 (admin).
 

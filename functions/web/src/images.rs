@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::responses::detail;
 
-/// web.md: everything but `A-Z a-z 0-9 - . _ ~` is encoded in URLs we build.
+/// Everything but `A-Z a-z 0-9 - . _ ~` is encoded in URLs we build.
 const URL_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
@@ -108,7 +108,7 @@ pub fn content_url(name: &str) -> String {
     format!("/api/images/{}/content", encode_segment(name))
 }
 
-/// The image response of web.md: the storage's temporary link and the
+/// The image response: the storage's temporary link and the
 /// sidecar, fetched together.
 pub async fn image_response(
     tenant: &TenantContext,

@@ -1,22 +1,24 @@
 //! Failed password logins, counted per client address and tenant: after
 //! `max` failures within `window`, every attempt is refused until the oldest
-//! of them has left the window (web.md §Guards: 10 in 5 minutes).
+//! of them has left the window (10 in 5 minutes).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 use moka::sync::Cache;
+use publisher::clock::Clock;
 
 pub struct LoginLimiter {
     max: usize,
     window: Duration,
     /// Attempt times per (client address, tenant); idle keys expire.
-    attempts: Cache<(String, String), Arc<Mutex<VecDeque<Instant>>>>,
+    attempts: Cache<(String, String), Arc<Mutex<VecDeque<SystemTime>>>>,
+    clock: Clock,
 }
 
 impl LoginLimiter {
-    pub fn new(max: usize, window: Duration) -> Self {
+    pub fn new(max: usize, window: Duration, clock: Clock) -> Self {
         Self {
             max,
             window,
@@ -24,6 +26,7 @@ impl LoginLimiter {
                 .max_capacity(100_000)
                 .time_to_idle(window)
                 .build(),
+            clock,
         }
     }
 
@@ -35,16 +38,14 @@ impl LoginLimiter {
         let key = (client.to_string(), tenant.to_string());
         let entry = self.attempts.get_with(key, Default::default);
         let mut times = entry.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        while times
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
-        {
+        let now = self.clock.now();
+        let age = |t: &SystemTime| now.duration_since(*t).unwrap_or_default();
+        while times.front().is_some_and(|t| age(t) >= self.window) {
             times.pop_front();
         }
         if times.len() >= self.max {
-            let oldest = times.front().copied().unwrap_or(now);
-            return Err(self.window.saturating_sub(now.duration_since(oldest)));
+            let oldest = times.front().map(age).unwrap_or_default();
+            return Err(self.window.saturating_sub(oldest));
         }
         times.push_back(now);
         Ok(())
@@ -63,7 +64,8 @@ mod tests {
 
     #[test]
     fn the_attempt_after_max_failures_is_refused_until_the_window_passes() {
-        let limiter = LoginLimiter::new(3, Duration::from_millis(300));
+        let clock = Clock::manual_now();
+        let limiter = LoginLimiter::new(3, Duration::from_millis(300), clock.clone());
         for _ in 0..3 {
             assert!(limiter.begin("1.2.3.4", "maple").is_ok());
         }
@@ -71,13 +73,13 @@ mod tests {
         assert!(retry <= Duration::from_millis(300));
         assert!(limiter.begin("1.2.3.5", "maple").is_ok(), "other client");
         assert!(limiter.begin("1.2.3.4", "vermont").is_ok(), "other tenant");
-        std::thread::sleep(Duration::from_millis(320));
+        clock.advance(Duration::from_millis(320));
         assert!(limiter.begin("1.2.3.4", "maple").is_ok(), "window passed");
     }
 
     #[test]
     fn success_clears_the_count() {
-        let limiter = LoginLimiter::new(2, Duration::from_secs(60));
+        let limiter = LoginLimiter::new(2, Duration::from_secs(60), Clock::system());
         limiter.begin("c", "t").unwrap();
         limiter.begin("c", "t").unwrap();
         limiter.succeeded("c", "t");

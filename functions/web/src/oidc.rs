@@ -1,20 +1,21 @@
-//! OIDC admin login against Auth0 (web.md §Guards): discovery, the authorize
+//! OIDC admin login against Auth0 (`docs/http-api.md`, OIDC login): discovery, the authorize
 //! redirect with state and nonce kept in a signed 10-minute cookie, the code
 //! exchange, id-token verification against the provider's JWKS, and the
 //! e-mail allowlist.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 use axum::http::HeaderMap;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{AlgorithmFamily, DecodingKey, Validation};
+use publisher::clock::Clock;
 use publisher::settings::{Auth0Settings, WebSettings};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use tokio::sync::RwLock;
 
-use crate::admin_session::unix_now;
+use crate::admin_session::unix_secs;
 use crate::cookies;
 use crate::signing::{random_token, Signer};
 
@@ -71,7 +72,7 @@ struct Discovery {
 struct Provider {
     discovery: Discovery,
     keys: JwkSet,
-    fetched_at: Instant,
+    fetched_at: SystemTime,
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,7 +100,8 @@ pub struct Oidc {
     signer: Signer,
     secure_cookies: bool,
     provider: RwLock<Option<Arc<Provider>>>,
-    last_key_refresh: std::sync::Mutex<Option<Instant>>,
+    last_key_refresh: std::sync::Mutex<Option<SystemTime>>,
+    clock: Clock,
 }
 
 impl Oidc {
@@ -108,6 +110,7 @@ impl Oidc {
         http: reqwest::Client,
         signer: Signer,
         web: &WebSettings,
+        clock: Clock,
     ) -> Self {
         Self {
             settings,
@@ -116,6 +119,7 @@ impl Oidc {
             secure_cookies: web.secure_cookies,
             provider: RwLock::new(None),
             last_key_refresh: std::sync::Mutex::new(None),
+            clock,
         }
     }
 
@@ -124,7 +128,7 @@ impl Oidc {
     pub async fn start(&self, tenant: &str, response: &mut HeaderMap) -> Result<String, AuthError> {
         let provider = self.provider(false).await?;
         let (state, nonce) = (random_token(), random_token());
-        let expiry = (unix_now() + STATE_TTL.as_secs()).to_string();
+        let expiry = (unix_secs(self.clock.now()) + STATE_TTL.as_secs()).to_string();
         let tag = self
             .signer
             .sign(&[STATE_PURPOSE, tenant, &expiry, &state, &nonce]);
@@ -180,7 +184,7 @@ impl Oidc {
             tracing::info!("OIDC: callback without code or state");
             return Err(AuthError::CallbackFailed);
         };
-        let now = unix_now();
+        let now = unix_secs(self.clock.now());
         let nonce = cookies::values(request, STATE_COOKIE)
             .iter()
             .find_map(|value| self.state_nonce(value, tenant, state, now))
@@ -339,7 +343,7 @@ impl Oidc {
         let force = refresh_keys && self.may_refresh_keys();
         let fresh = |slot: &Option<Arc<Provider>>| {
             slot.as_ref()
-                .filter(|p| !force && p.fetched_at.elapsed() < PROVIDER_TTL)
+                .filter(|p| !force && self.clock.since(p.fetched_at) < PROVIDER_TTL)
                 .cloned()
         };
         if let Some(provider) = fresh(&*self.provider.read().await) {
@@ -362,10 +366,10 @@ impl Oidc {
             .last_key_refresh
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if last.is_some_and(|at| at.elapsed() < MIN_KEY_REFRESH) {
+        if last.is_some_and(|at| self.clock.since(at) < MIN_KEY_REFRESH) {
             return false;
         }
-        *last = Some(Instant::now());
+        *last = Some(self.clock.now());
         true
     }
 
@@ -384,7 +388,7 @@ impl Oidc {
         Ok(Provider {
             discovery,
             keys,
-            fetched_at: Instant::now(),
+            fetched_at: self.clock.now(),
         })
     }
 
@@ -422,6 +426,7 @@ mod tests {
             secure_cookies: true,
             provider: RwLock::new(None),
             last_key_refresh: std::sync::Mutex::new(None),
+            clock: Clock::system(),
         }
     }
 

@@ -1,4 +1,4 @@
-//! The fixed answers of web.md: tenant errors say nothing of their cause;
+//! The fixed answers of the HTTP API: tenant errors say nothing of their cause;
 //! route errors answer `{"detail": ...}`.
 
 use axum::http::StatusCode;

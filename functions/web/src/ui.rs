@@ -1,4 +1,4 @@
-//! The HTML UI (web.md §The HTML UI): one page, embedded in the binary, its
+//! The HTML UI (`docs/http-api.md`, The page): one page, embedded in the binary, its
 //! script and style inlined and pinned by hash in the Content-Security-Policy,
 //! so no other script can run on it.
 

@@ -17,7 +17,7 @@ use crate::oidc::Oidc;
 use crate::responses;
 use crate::signing::Signer;
 
-/// web.md §Guards: the 11th failed login within 5 minutes is refused.
+/// The 11th failed login within 5 minutes is refused.
 const MAX_LOGIN_FAILURES: usize = 10;
 const LOGIN_WINDOW: Duration = Duration::from_secs(5 * 60);
 
@@ -35,12 +35,17 @@ impl WebState {
         let signer = Signer::from_settings(web);
         Self {
             settings: app.settings.clone(),
-            sessions: AdminSessions::new(signer.clone(), web),
-            logins: LoginLimiter::new(MAX_LOGIN_FAILURES, LOGIN_WINDOW),
-            oidc: web
-                .auth0
-                .as_ref()
-                .map(|auth0| Oidc::new(auth0.clone(), app.http.clone(), signer, web)),
+            sessions: AdminSessions::new(signer.clone(), web, app.clock.clone()),
+            logins: LoginLimiter::new(MAX_LOGIN_FAILURES, LOGIN_WINDOW, app.clock.clone()),
+            oidc: web.auth0.as_ref().map(|auth0| {
+                Oidc::new(
+                    auth0.clone(),
+                    app.http.clone(),
+                    signer,
+                    web,
+                    app.clock.clone(),
+                )
+            }),
         }
     }
 

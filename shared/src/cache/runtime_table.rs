@@ -1,5 +1,5 @@
 //! DynamoDB tier of runtime configs, shared by every instance of the three
-//! functions (orchestrator.md §Caching, publish.md §Tenant state):
+//! functions (`docs/tenants.md`, `docs/table.md`):
 //!
 //! - `HOST#<host>` / `RUNTIME`: the envelope as fetched, `config_version`,
 //!   `fetched_at` (epoch ms), `fresh_until` (epoch s) and `expires_at`
@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
+use crate::clock::Clock;
 use crate::table::{epoch_millis, epoch_secs, n, s, DynamoError, Table};
 
 const RUNTIME_SK: &str = "RUNTIME";
@@ -59,14 +60,16 @@ pub struct RuntimeTier {
     /// Identifies this instance as a lease holder.
     holder: String,
     max_stale: Duration,
+    clock: Clock,
 }
 
 impl RuntimeTier {
-    pub fn new(table: Table, max_stale: Duration) -> Self {
+    pub fn new(table: Table, max_stale: Duration, clock: Clock) -> Self {
         Self {
             table,
             holder: uuid::Uuid::new_v4().to_string(),
             max_stale,
+            clock,
         }
     }
 
@@ -140,8 +143,8 @@ impl RuntimeTier {
     /// Takes the host's lease for `window` unless another instance holds a
     /// lease that has not run out.
     pub async fn try_lease(&self, host: &str, window: Duration) -> Result<Lease, TierError> {
-        let now = SystemTime::now();
-        let until = now + window;
+        let now = self.clock.now();
+        let until = now.checked_add(window).unwrap_or(now);
         let attempt = self
             .table
             .client
@@ -151,7 +154,10 @@ impl RuntimeTier {
             .item("sk", s(LEASE_SK))
             .item("holder", s(&self.holder))
             .item("lease_until", n(epoch_millis(until)))
-            .item("expires_at", n(epoch_secs(until + LEASE_RETENTION)))
+            .item(
+                "expires_at",
+                n(epoch_secs(until).saturating_add(LEASE_RETENTION.as_secs())),
+            )
             .condition_expression("attribute_not_exists(pk) OR lease_until < :now")
             .expression_attribute_values(":now", n(epoch_millis(now)))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)

@@ -72,29 +72,30 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::{pin_mut, poll};
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
+    use tokio::sync::oneshot;
 
     #[tokio::test]
     async fn concurrent_callers_share_one_call() {
-        let flights: Arc<SingleFlight<&str, u32>> = Arc::default();
+        let flights: SingleFlight<&str, u32> = SingleFlight::default();
         let calls = Arc::new(AtomicUsize::new(0));
-        let mut tasks = Vec::new();
-        for _ in 0..20 {
-            let (flights, calls) = (flights.clone(), calls.clone());
-            tasks.push(tokio::spawn(async move {
-                flights
-                    .run("k", async move {
-                        calls.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        7
-                    })
-                    .await
-            }));
-        }
+        let (release, released) = oneshot::channel::<()>();
+        let released = released.shared();
+        let callers = futures::future::join_all((0..20).map(|_| {
+            let (calls, released) = (calls.clone(), released.clone());
+            flights.run("k", async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                let _ = released.await;
+                7
+            })
+        }));
+        pin_mut!(callers);
+        // One poll: every caller has asked for the key while the work waits.
+        assert!(poll!(&mut callers).is_pending());
+        release.send(()).expect("the work waits");
         let mut leaders = 0;
-        for task in tasks {
-            let (value, flight) = task.await.expect("task");
+        for (value, flight) in callers.await {
             assert_eq!(value, Some(7));
             leaders += usize::from(flight == Flight::Leader);
         }
@@ -113,21 +114,22 @@ mod tests {
 
     #[tokio::test]
     async fn a_dropped_leader_does_not_cancel_the_work() {
-        let flights: Arc<SingleFlight<&str, u32>> = Arc::default();
-        let leader = {
-            let flights = flights.clone();
-            tokio::spawn(async move {
-                flights
-                    .run("k", async {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        3
-                    })
-                    .await
-            })
-        };
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        let flights: SingleFlight<&str, u32> = SingleFlight::default();
+        let (release, released) = oneshot::channel::<()>();
+        let mut leader = Box::pin(flights.run("k", async {
+            let _ = released.await;
+            3
+        }));
         let follower = flights.run("k", async { 99 });
-        leader.abort();
+        pin_mut!(follower);
+        assert!(
+            poll!(&mut leader).is_pending(),
+            "the leader started the work"
+        );
+        assert!(poll!(&mut follower).is_pending(), "the follower joined it");
+        // The leader's request goes away; the work goes on for the follower.
+        drop(leader);
+        release.send(()).expect("the work waits");
         assert_eq!(follower.await, (Some(3), Flight::Joined));
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use serde_json::Value;
@@ -14,19 +14,10 @@ use super::{
     IN_PROGRESS,
 };
 use crate::clock::Clock;
-use crate::retry::{self, Policy, Step};
-use crate::table::{epoch_secs, n, s, DynamoError, Table};
+use crate::table::{epoch_secs, n, s, until_processed, DynamoError, Table};
 
 const BATCH_GET_LIMIT: usize = 100;
 const CLAIM_TRIES: u32 = 3;
-/// Keys a busy table left unprocessed are asked again, 50 ms doubling.
-const UNPROCESSED_RETRY: Policy = Policy {
-    attempts: 6,
-    base: Duration::from_millis(50),
-    cap: Duration::from_secs(2),
-    jitter: 0.25,
-    give_up_beyond_cap: false,
-};
 
 pub(super) async fn is_posted(
     table: &Table,
@@ -92,7 +83,7 @@ pub(super) async fn posted_content_hashes(
 ) -> Result<HashSet<String>, DynamoError> {
     let unique: HashSet<&String> = content_hashes.iter().collect();
     let unique: Vec<&String> = unique.into_iter().collect();
-    let posted_so_far = Mutex::new(HashSet::new());
+    let posted = Mutex::new(HashSet::new());
     for chunk in unique.chunks(BATCH_GET_LIMIT) {
         let keys: Vec<HashMap<String, AttributeValue>> = chunk
             .iter()
@@ -103,23 +94,16 @@ pub(super) async fn posted_content_hashes(
             .projection_expression("sk")
             .build()
             .map_err(|e| DynamoError::new("BatchGetItem", e.to_string()))?;
-        // DynamoDB may answer part of a batch and hand back the rest.
-        let pending = Mutex::new(Some(request));
-        let finished = retry::run(&UNPROCESSED_RETRY, clock, |_| async {
-            let Some(request) = pending.lock().unwrap_or_else(|e| e.into_inner()).take() else {
-                return Step::Done(());
-            };
-            let answer = match table
+        let posted = &posted;
+        until_processed(clock, "BatchGetItem", request, |request| async move {
+            let answer = table
                 .client
                 .batch_get_item()
                 .request_items(&table.name, request)
                 .send()
                 .await
-            {
-                Ok(answer) => answer,
-                Err(e) => return Step::Fail(DynamoError::from_sdk("BatchGetItem", &e)),
-            };
-            let found: Vec<String> = answer
+                .map_err(|e| DynamoError::from_sdk("BatchGetItem", &e))?;
+            let found = answer
                 .responses
                 .as_ref()
                 .and_then(|r| r.get(&table.name))
@@ -128,30 +112,19 @@ pub(super) async fn posted_content_hashes(
                 .filter_map(|item| {
                     let sk = item.get("sk")?.as_s().ok()?;
                     Some(sk.strip_prefix("POSTEDCH#")?.to_string())
-                })
-                .collect();
-            posted_so_far
+                });
+            posted
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .extend(found);
-            match answer
+            Ok(answer
                 .unprocessed_keys
                 .and_then(|mut u| u.remove(&table.name))
-                .filter(|k| !k.keys.is_empty())
-            {
-                Some(rest) => {
-                    *pending.lock().unwrap_or_else(|e| e.into_inner()) = Some(rest);
-                    Step::retry(DynamoError::new("BatchGetItem", "keys left unprocessed"))
-                }
-                None => Step::Done(()),
-            }
+                .filter(|k| !k.keys.is_empty()))
         })
-        .await;
-        finished.result?;
+        .await?;
     }
-    Ok(posted_so_far
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner()))
+    Ok(posted.into_inner().unwrap_or_else(|e| e.into_inner()))
 }
 
 pub(super) async fn record_posted(

@@ -1,5 +1,5 @@
 //! What the AI is asked to write (the [`CaptionSpec`]) and how one caption is
-//! fitted to each platform (publish.md §Per-platform caption formatting).
+//! fitted to each platform (`docs/publishing.md`, Captions).
 //! Lengths are counted in Unicode scalar values, as the platforms count them.
 
 use std::sync::LazyLock;

@@ -6,7 +6,7 @@ pub mod telegram;
 
 use serde::{Deserialize, Serialize};
 
-/// The result keys of web.md's publish response and the publish summary.
+/// The result keys of the web's publish response and of the publish summary.
 pub const TELEGRAM: &str = "telegram";
 pub const EMAIL: &str = "email";
 

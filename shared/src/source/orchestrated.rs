@@ -95,7 +95,11 @@ impl Orchestrated {
 
     /// Adds the DynamoDB tier on `table`.
     pub fn with_table(mut self, table: Table) -> Self {
-        self.tier = Some(RuntimeTier::new(table, self.cache.max_stale));
+        self.tier = Some(RuntimeTier::new(
+            table,
+            self.cache.max_stale,
+            self.clock.clone(),
+        ));
         self
     }
 

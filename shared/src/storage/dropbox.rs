@@ -1,4 +1,4 @@
-//! Dropbox API v2 (publish.md §External services): JSON RPC calls on
+//! Dropbox API v2: JSON RPC calls on
 //! `DROPBOX_API_URL`, content calls on `DROPBOX_CONTENT_URL` with their
 //! argument in the `Dropbox-API-Arg` header.
 //!

@@ -1,4 +1,4 @@
-//! The image folder's listing, cached per tenant service set (web.md §Caches):
+//! The image folder's listing, cached per tenant service set (`WEB_IMAGE_CACHE_TTL_SECONDS`):
 //! one `list_folder` (to the end of its pages) answers which images exist, in
 //! which order, and which of them have a sidecar, for every request until the
 //! TTL passes or a move drops it.

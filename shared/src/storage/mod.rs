@@ -26,7 +26,7 @@ pub struct FileEntry {
     pub size: u64,
 }
 
-/// The thumbnail sizes web.md allows.
+/// The thumbnail sizes the web API allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ThumbnailSize {
     W256H256,

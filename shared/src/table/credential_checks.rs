@@ -3,25 +3,14 @@
 //! version or the secret).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use aws_sdk_dynamodb::error::BuildError;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 
-use super::{epoch_secs, n, s, DynamoError, Table};
+use super::{epoch_secs, n, s, until_processed, DynamoError, Table};
 use crate::clock::Clock;
-use crate::retry::{self, Policy, Step};
 use crate::secrets::{CredentialErrorKind, Role};
-
-/// Items a busy table left unprocessed are written again, 100 ms doubling.
-const UNPROCESSED_RETRY: Policy = Policy {
-    attempts: 3,
-    base: Duration::from_millis(100),
-    cap: Duration::from_secs(2),
-    jitter: 0.25,
-    give_up_beyond_cap: false,
-};
 
 /// One credential check of the warmup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,34 +60,19 @@ impl Table {
             .chain(deletes)
             .collect::<Result<_, BuildError>>()
             .map_err(|_| DynamoError::new("BatchWriteItem", "request not built"))?;
-        // A batch may come back partly unprocessed when the table is busy.
-        let pending = Mutex::new(requests);
-        let finished = retry::run(&UNPROCESSED_RETRY, clock, |_| async {
-            let requests = std::mem::take(&mut *pending.lock().unwrap_or_else(|e| e.into_inner()));
-            if requests.is_empty() {
-                return Step::Done(());
-            }
-            let output = match self
+        until_processed(clock, "BatchWriteItem", requests, |requests| async move {
+            let output = self
                 .client
                 .batch_write_item()
                 .request_items(&self.name, requests)
                 .send()
                 .await
-            {
-                Ok(output) => output,
-                Err(e) => return Step::Fail(DynamoError::from_sdk("BatchWriteItem", &e)),
-            };
-            let left = output
+                .map_err(|e| DynamoError::from_sdk("BatchWriteItem", &e))?;
+            Ok(output
                 .unprocessed_items
                 .and_then(|mut left| left.remove(&self.name))
-                .unwrap_or_default();
-            if left.is_empty() {
-                return Step::Done(());
-            }
-            *pending.lock().unwrap_or_else(|e| e.into_inner()) = left;
-            Step::retry(DynamoError::new("BatchWriteItem", "items left unprocessed"))
+                .filter(|left| !left.is_empty()))
         })
-        .await;
-        finished.result
+        .await
     }
 }

@@ -3,8 +3,10 @@
 //! Endpoint, region and credentials come from the standard AWS chain.
 
 mod credential_checks;
+mod unprocessed;
 
 pub use credential_checks::CredentialCheck;
+pub(crate) use unprocessed::until_processed;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

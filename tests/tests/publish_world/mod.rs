@@ -10,9 +10,7 @@ use std::sync::Arc;
 
 use image::{ImageFormat, Rgb, RgbImage};
 use publisher::app::App;
-use publisher::dynamo::Table;
-use publisher::state::Store;
-use publisher::workflow::Workflow;
+use publisher::table::Table;
 use publisher_tests::fake_dropbox::FakeDropbox;
 use publisher_tests::fake_openai::FakeOpenAi;
 use publisher_tests::fake_orchestrator::{samples, FakeOrchestrator};
@@ -89,9 +87,8 @@ impl World {
     }
 
     /// A publish function instance with its own state.
-    pub fn workflow(&self, table: Option<Table>) -> Workflow {
-        let app = self.app(table.clone(), &[]);
-        Workflow::new(app, Store::new(table))
+    pub fn workflow(&self, table: Option<Table>) -> Arc<App> {
+        self.app(table, &[])
     }
 
     /// Stores `name` in the image folder and returns its bytes.
