@@ -58,6 +58,9 @@ pub struct OrchestratorSettings {
     pub prefer_post: bool,
     pub timeout: Duration,
     pub max_attempts: u32,
+    /// `LOCAL_TENANT_STORAGE_DIR`: local runs only. Set, an envelope may ask
+    /// for the storage provider `local`: the tenant's folder in it.
+    pub local_storage_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -259,6 +262,7 @@ fn orchestrator_settings(env: &Env, url: String) -> Result<OrchestratorSettings,
         prefer_post: env.boolean("ORCHESTRATOR_PREFER_POST", true)?,
         timeout: Duration::from_secs(timeout.max(1)),
         max_attempts: max_attempts.max(1),
+        local_storage_dir: env.string("LOCAL_TENANT_STORAGE_DIR").map(PathBuf::from),
     })
 }
 
@@ -554,6 +558,20 @@ mod tests {
         assert!(!o.prefer_post);
         assert_eq!(o.timeout, Duration::from_secs(2));
         assert_eq!(o.max_attempts, 3);
+        assert_eq!(o.local_storage_dir, None);
+    }
+
+    #[test]
+    fn local_tenant_storage_is_read_in_orchestrated_mode_only() {
+        let vars = [
+            ("ORCHESTRATOR_BASE_URL", "http://127.0.0.1:8100"),
+            ("ORCHESTRATOR_SERVICE_TOKEN", "tok"),
+            ("LOCAL_TENANT_STORAGE_DIR", " /tmp/tenants "),
+        ];
+        let Mode::Orchestrated(o) = settings(&vars).expect("valid").mode else {
+            panic!("expected orchestrated mode")
+        };
+        assert_eq!(o.local_storage_dir, Some(PathBuf::from("/tmp/tenants")));
     }
 
     #[test]

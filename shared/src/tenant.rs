@@ -318,7 +318,7 @@ impl TenantRegistry {
         {
             StorageProvider::Local { dir } => {
                 let local = LocalStorage::new(dir).map_err(|error| {
-                        tracing::error!(request_id, tenant = %config.tenant, dir = %dir.display(), %error, "LOCAL_STORAGE_DIR is not a usable directory");
+                        tracing::error!(request_id, tenant = %config.tenant, dir = %dir.display(), %error, "the local storage directory is not usable");
                         storage_error(CredentialErrorKind::Unavailable)
                     })?;
                 (None, Arc::new(local))

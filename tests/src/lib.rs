@@ -13,6 +13,7 @@ pub mod fake_server;
 pub mod fake_telegram;
 pub mod harness;
 pub mod lambda;
+pub mod local_orchestrator;
 pub mod log_capture;
 pub mod moto;
 pub mod smtp;

@@ -9,7 +9,7 @@ mod sections;
 mod served;
 mod standalone;
 
-pub use envelope::{parse_envelope, RuntimeEnvelope};
+pub use envelope::{parse_envelope, parse_envelope_with, RuntimeEnvelope};
 pub use served::{Envelope, RuntimeConfig};
 pub use standalone::{standalone_config, StandaloneEnv};
 
@@ -86,7 +86,9 @@ pub struct Features {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageProvider {
     Dropbox,
-    /// A local directory standing for the storage root `/` (standalone only).
+    /// A local directory standing for the storage root `/`: standalone
+    /// `STORAGE_PROVIDER=local`, or an orchestrated tenant's folder under
+    /// `LOCAL_TENANT_STORAGE_DIR` (local runs only).
     Local {
         dir: std::path::PathBuf,
     },

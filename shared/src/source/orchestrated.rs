@@ -2,6 +2,7 @@
 //! then the orchestrator (one call per host and instance at a time), with
 //! stale copies served through an outage.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -12,7 +13,7 @@ use crate::cache::{
     SingleFlight, TierError,
 };
 use crate::clock::Clock;
-use crate::config::{parse_envelope, Envelope, RuntimeConfig, RuntimeEnvelope};
+use crate::config::{parse_envelope_with, ConfigError, Envelope, RuntimeConfig, RuntimeEnvelope};
 use crate::metrics::{Counter, Counters};
 use crate::orchestrator::OrchestratorClient;
 use crate::secrets::{Credential, CredentialErrorKind};
@@ -36,6 +37,8 @@ pub struct Orchestrated {
         SingleFlight<CredentialKey, Result<Arc<Credential>, CredentialErrorKind>>,
     pub(super) counters: Arc<Counters>,
     pub(super) clock: Clock,
+    /// `LOCAL_TENANT_STORAGE_DIR`: lets envelopes ask for local storage.
+    local_storage: Option<PathBuf>,
 }
 
 /// An orchestrator lookup, as written to memory and the table.
@@ -90,6 +93,7 @@ impl Orchestrated {
             base_domain: base_domain.to_string(),
             counters,
             clock,
+            local_storage: settings.local_storage_dir.clone(),
         }
     }
 
@@ -236,7 +240,7 @@ impl Orchestrated {
             Err(_) => return Fetched::failed(SourceError::Unavailable),
         };
         let parsed = match fetched {
-            Some(envelope) => match parse_envelope(&envelope) {
+            Some(envelope) => match self.parse(&envelope) {
                 Ok(parsed) => parsed.map(|parsed| (parsed, envelope)),
                 Err(error) => {
                     tracing::error!(request_id, host, %error, "unusable runtime config");
@@ -336,7 +340,7 @@ impl Orchestrated {
             }
         };
         let envelope = Envelope::from(item.envelope.into_bytes());
-        match parse_envelope(&envelope) {
+        match self.parse(&envelope) {
             Ok(Some(parsed)) => Some(Arc::new(self.runtime_config_of(
                 host,
                 parsed,
@@ -354,6 +358,12 @@ impl Orchestrated {
                 None
             }
         }
+    }
+
+    /// An envelope, from the orchestrator or the table, as this process
+    /// reads it.
+    fn parse(&self, envelope: &[u8]) -> Result<Option<RuntimeEnvelope>, ConfigError> {
+        parse_envelope_with(envelope, self.local_storage.as_deref())
     }
 
     pub(super) fn tier_failed(&self, host: &str, request_id: &str, error: &TierError) {
