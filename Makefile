@@ -199,13 +199,13 @@ watch: venv
 	fi
 
 invoke-web: venv
-	$(CARGO_LAMBDA) invoke $(EMULATOR) web --data-file $(WEB_EVENT)
+	@$(CARGO_LAMBDA) invoke $(EMULATOR) web --data-file $(WEB_EVENT)
 
 invoke-publish: venv
-	$(CARGO_LAMBDA) invoke $(EMULATOR) publish --data-file $(PUBLISH_EVENT)
+	@$(CARGO_LAMBDA) invoke $(EMULATOR) publish --data-file $(PUBLISH_EVENT)
 
 invoke-warmup: venv
-	$(CARGO_LAMBDA) invoke $(EMULATOR) warmup --data-file $(WARMUP_EVENT) || { \
+	@$(CARGO_LAMBDA) invoke $(EMULATOR) warmup --data-file $(WARMUP_EVENT) || { \
 	  echo "make invoke-warmup: failed. The warmup works in orchestrated mode only:" \
 	    "make run-tenants, then make watch TENANTS=1, give it an orchestrator." >&2; exit 1; }
 

@@ -225,11 +225,33 @@ async fn make_run_tenants_shows_two_tenants_and_make_invoke_warmup_fills_its_tab
     drop(watch);
 
     // Stopped, the orchestrator says so; the web function keeps serving.
-    let stopped = make(&[
-        "orchestrator-stop",
-        &format!("TENANTS_DIR={}", tenants_dir.display()),
-    ]);
+    let tenants_var = format!("TENANTS_DIR={}", tenants_dir.display());
+    let stopped = make(&["orchestrator-stop", &tenants_var]);
     assert!(stopped.status.success(), "{stopped:?}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", orchestrator_port)).is_err(),
+        "the orchestrator still listens"
+    );
     let (status, _) = get(web_port, "vermont.localhost", "/api/config/features").await;
     assert_eq!(status, 200);
+
+    // Started again with `make orchestrator`, it answers the web function.
+    let mut again = MakeRun::start(
+        &[
+            "orchestrator",
+            &format!("ORCHESTRATOR_PORT={orchestrator_port}"),
+            &tenants_var,
+        ],
+        &scratch.path().join("orchestrator.log"),
+    );
+    again.wait_for_port(orchestrator_port).await;
+    let (status, _) = get(web_port, "birch.localhost", "/api/config/features").await;
+    assert_eq!(status, 404);
+    assert!(
+        again
+            .output()
+            .contains("host=birch.localhost token=primary -> 404"),
+        "{}",
+        again.output()
+    );
 }
