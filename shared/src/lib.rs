@@ -7,6 +7,7 @@ pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod host;
+pub mod image_bounds;
 pub mod ledger;
 pub mod metrics;
 pub mod orchestrator;

@@ -223,7 +223,7 @@ impl Oidc {
         };
         let live = expiry
             .parse::<u64>()
-            .is_ok_and(|e| now < e && e <= now + STATE_TTL.as_secs());
+            .is_ok_and(|e| now < e && e <= now.saturating_add(STATE_TTL.as_secs()));
         let signed = self
             .signer
             .verify(&[STATE_PURPOSE, tenant, expiry, cookie_state, nonce], tag);

@@ -60,15 +60,19 @@ pub struct RuntimeTier {
     /// Identifies this instance as a lease holder.
     holder: String,
     max_stale: Duration,
+    /// The longest TTL a copy can have (`RUNTIME_CONFIG_TTL_MAX_SECONDS`): a
+    /// `fresh_until` further ahead is not a copy this service wrote.
+    max_ttl: Duration,
     clock: Clock,
 }
 
 impl RuntimeTier {
-    pub fn new(table: Table, max_stale: Duration, clock: Clock) -> Self {
+    pub fn new(table: Table, max_stale: Duration, max_ttl: Duration, clock: Clock) -> Self {
         Self {
             table,
             holder: uuid::Uuid::new_v4().to_string(),
             max_stale,
+            max_ttl,
             clock,
         }
     }
@@ -95,7 +99,11 @@ impl RuntimeTier {
             .send()
             .await
             .map_err(|e| DynamoError::from_sdk("GetItem", &e))?;
-        output.item().map(runtime_item).transpose()
+        let now = self.clock.now();
+        output
+            .item()
+            .map(|item| runtime_item(item, now, self.max_ttl))
+            .transpose()
     }
 
     /// Writes (or overwrites) the host's item; answers the `config_version`
@@ -264,7 +272,20 @@ where
     error.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
 }
 
-fn runtime_item(item: &HashMap<String, AttributeValue>) -> Result<RuntimeItem, TierError> {
+/// How far ahead of this instance's clock another instance's may be.
+const CLOCK_SKEW: Duration = Duration::from_secs(60);
+/// 9999-12-31T23:59:59Z: later times are not times this service writes.
+const LATEST_TIME_SECS: u64 = 253_402_300_799;
+
+/// The item's attributes, when they are a copy this service could have
+/// written by `now`: the times checked, not trusted (a `fetched_at` in the
+/// future, a `fresh_until` further ahead than `max_ttl` allows, or anything
+/// past the year 9999 is malformed).
+fn runtime_item(
+    item: &HashMap<String, AttributeValue>,
+    now: SystemTime,
+    max_ttl: Duration,
+) -> Result<RuntimeItem, TierError> {
     let string = |name: &'static str| -> Result<String, TierError> {
         item.get(name)
             .and_then(|v| v.as_s().ok())
@@ -272,17 +293,32 @@ fn runtime_item(item: &HashMap<String, AttributeValue>) -> Result<RuntimeItem, T
             .cloned()
             .ok_or(TierError::Malformed(name))
     };
-    let number = |name: &'static str| -> Result<u64, TierError> {
+    let time = |name: &'static str, per_second: u64| -> Result<SystemTime, TierError> {
         item.get(name)
             .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|n| n / per_second <= LATEST_TIME_SECS)
+            .and_then(|n| {
+                let since_epoch = Duration::from_secs(n / per_second)
+                    + Duration::from_millis((n % per_second) * 1000 / per_second);
+                UNIX_EPOCH.checked_add(since_epoch)
+            })
             .ok_or(TierError::Malformed(name))
     };
+    let fetched_at = time("fetched_at", 1000)?;
+    let fresh_until = time("fresh_until", 1)?;
+    let latest = |ahead: Duration| now.checked_add(ahead).unwrap_or(now);
+    if fetched_at > latest(CLOCK_SKEW) {
+        return Err(TierError::Malformed("fetched_at"));
+    }
+    if fresh_until > latest(max_ttl.saturating_add(CLOCK_SKEW)) {
+        return Err(TierError::Malformed("fresh_until"));
+    }
     Ok(RuntimeItem {
         envelope: string("config")?,
         config_version: string("config_version")?,
-        fetched_at: UNIX_EPOCH + Duration::from_millis(number("fetched_at")?),
-        fresh_until: UNIX_EPOCH + Duration::from_secs(number("fresh_until")?),
+        fetched_at,
+        fresh_until,
     })
 }
 
@@ -299,9 +335,16 @@ mod tests {
         ])
     }
 
+    /// Shortly after the `good` item was fetched.
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_010)
+    }
+
+    const MAX_TTL: Duration = Duration::from_secs(3600);
+
     #[test]
     fn reads_an_item_with_its_times() {
-        let item = runtime_item(&good()).expect("valid item");
+        let item = runtime_item(&good(), now(), MAX_TTL).expect("valid item");
         assert_eq!(item.config_version, "v1");
         assert_eq!(epoch_millis(item.fetched_at), 1_700_000_000_123);
         assert_eq!(epoch_secs(item.fresh_until), 1_700_000_600);
@@ -321,8 +364,39 @@ mod tests {
                 Some(value) => item.insert(name.to_string(), value),
                 None => item.remove(name),
             };
-            let error = runtime_item(&item).expect_err(name);
+            let error = runtime_item(&item, now(), MAX_TTL).expect_err(name);
             assert_eq!(error.to_string(), format!("malformed runtime item: {name}"));
         }
+    }
+
+    #[test]
+    fn implausible_times_are_malformed_and_never_panic() {
+        let huge = u64::MAX.to_string();
+        let cases = [
+            // The attack: both times at 2^64 - 1.
+            ("fetched_at", huge.as_str()),
+            ("fresh_until", huge.as_str()),
+            // Past the year 9999.
+            ("fresh_until", "253402300800"),
+            ("fetched_at", "253402300800000"),
+            // Fetched in the future, beyond another clock's skew.
+            ("fetched_at", "1700000200000"),
+            // Fresh for longer than the longest TTL allows.
+            ("fresh_until", "1700009999"),
+        ];
+        for (name, value) in cases {
+            let mut item = good();
+            item.insert(name.to_string(), AttributeValue::N(value.to_string()));
+            if name == "fetched_at" && value == huge {
+                item.insert("fresh_until".to_string(), AttributeValue::N(huge.clone()));
+            }
+            let error = runtime_item(&item, now(), MAX_TTL).expect_err(value);
+            assert_eq!(error.to_string(), format!("malformed runtime item: {name}"));
+        }
+        // Within the skew and the TTL: a copy another instance could write.
+        let mut item = good();
+        item.insert("fetched_at".to_string(), n(1_700_000_050_000));
+        item.insert("fresh_until".to_string(), n(1_700_003_600));
+        assert!(runtime_item(&item, now(), MAX_TTL).is_ok());
     }
 }

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::PublishResult;
 use crate::clock::Clock;
+use crate::image_bounds;
 use crate::retry::{self, Policy, Step};
 
 /// Telegram shows photos at most this wide; larger ones are resized first.
@@ -31,8 +32,6 @@ const RETRY: Policy = Policy {
     give_up_beyond_cap: false,
 };
 const TIMEOUT: Duration = Duration::from_secs(60);
-/// Guards the decoder against images that claim absurd sizes.
-const MAX_DECODE_BYTES: usize = 512 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 #[error("the image cannot be prepared for Telegram: {0}")]
@@ -54,6 +53,7 @@ impl From<std::io::Error> for PhotoError {
 /// kept. A JPEG that already fits (and needs no rotation) is sent as it is.
 /// CPU-bound: call it from a blocking thread.
 pub fn prepare_photo(original: &[u8]) -> Result<Vec<u8>, PhotoError> {
+    image_bounds::check(original).map_err(|e| PhotoError(e.to_string()))?;
     let format = image::guess_format(original)?;
     let image = match format {
         ImageFormat::Jpeg => match decode_jpeg_scaled(original)? {
@@ -104,7 +104,9 @@ enum Scaled {
 /// at full size, which keeps both time and memory small.
 fn decode_jpeg_scaled(original: &[u8]) -> Result<Scaled, PhotoError> {
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(original));
-    decoder.set_max_decoding_buffer_size(MAX_DECODE_BYTES);
+    decoder.set_max_decoding_buffer_size(
+        usize::try_from(image_bounds::MAX_DECODE_BYTES).unwrap_or(usize::MAX),
+    );
     decoder.read_info().map_err(jpeg_error)?;
     let Some(info) = decoder.info() else {
         return Ok(Scaled::Unsupported);
@@ -150,9 +152,9 @@ fn decode_jpeg_scaled(original: &[u8]) -> Result<Scaled, PhotoError> {
 }
 
 fn decode_any(original: &[u8]) -> Result<DynamicImage, PhotoError> {
-    let mut decoder = ImageReader::new(Cursor::new(original))
-        .with_guessed_format()?
-        .into_decoder()?;
+    let mut reader = ImageReader::new(Cursor::new(original)).with_guessed_format()?;
+    reader.limits(image_bounds::limits());
+    let mut decoder = reader.into_decoder()?;
     let orientation = image::ImageDecoder::orientation(&mut decoder)?;
     let mut image = DynamicImage::from_decoder(decoder)?;
     image.apply_orientation(orientation);

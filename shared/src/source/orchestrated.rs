@@ -98,6 +98,7 @@ impl Orchestrated {
         self.tier = Some(RuntimeTier::new(
             table,
             self.cache.max_stale,
+            self.cache.ttl_max,
             self.clock.clone(),
         ));
         self
@@ -136,11 +137,28 @@ impl Orchestrated {
                 this.load(&owned_host, &owned_id).await
             })
             .await;
-        let result = result.unwrap_or(Err(SourceError::Unavailable));
+        let result = result.unwrap_or_else(|| {
+            // The lookup panicked: answered like any failed lookup, and the
+            // next request tries again.
+            tracing::error!(request_id, host, "runtime lookup failed unexpectedly");
+            self.stale_copy(host).ok_or(SourceError::Unavailable)
+        });
         if matches!(&result, Ok(config) if !config.is_fresh(now)) {
             self.counters.incr(Counter::RuntimeStaleServe);
         }
         result
+    }
+
+    /// The memory copy of `host`, while it may still be served stale.
+    fn stale_copy(&self, host: &str) -> Option<Arc<RuntimeConfig>> {
+        match self.runtime.get(host)? {
+            RuntimeEntry::Found(config)
+                if config.within_max_stale(self.clock.now(), self.cache.max_stale) =>
+            {
+                Some(config)
+            }
+            _ => None,
+        }
     }
 
     /// The slow path of one lookup, shared by the instance's concurrent callers.
@@ -261,8 +279,13 @@ impl Orchestrated {
         };
         let fetched_at = self.clock.now();
         let ttl = self.cache.runtime_ttl(parsed.ttl_seconds);
-        let config =
-            Arc::new(self.runtime_config_of(host, parsed, envelope, fetched_at, fetched_at + ttl));
+        let config = Arc::new(self.runtime_config_of(
+            host,
+            parsed,
+            envelope,
+            fetched_at,
+            fetched_at.checked_add(ttl).unwrap_or(fetched_at),
+        ));
         self.runtime.insert(host, config.clone());
         let replaced = match &self.tier {
             Some(tier) => self.write_back(tier, &config, request_id).await,

@@ -1,12 +1,14 @@
 //! Step 3 of a run: the image to publish, downloaded and hashed. With
 //! `select`, that file; otherwise the listed images in random order, those
-//! whose content hash or SHA-256 is in the posted set skipped.
+//! whose content hash or SHA-256 is in the posted set skipped, and those
+//! whose header declares more pixels than may be decoded refused.
 
 use bytes::Bytes;
 use rand::seq::SliceRandom;
 use sha2::{Digest, Sha256};
 
 use super::Reason;
+use crate::image_bounds::{self, TooLarge};
 use crate::ledger::Ledger;
 use crate::storage::{FileEntry, Listing, Storage, StorageError};
 
@@ -28,9 +30,16 @@ pub(super) async fn choose(
     let failed = |what| move |error| Reason::Storage { what, error };
     if let Some(name) = select {
         let entry = listing.image(name).cloned().ok_or(Reason::ImageNotFound)?;
-        return download(storage, entry)
+        let chosen = download(storage, entry)
             .await
-            .map_err(failed("Downloading the image failed"));
+            .map_err(failed("Downloading the image failed"))?;
+        return match image_bounds::check(&chosen.bytes) {
+            Ok(()) => Ok(chosen),
+            Err(too_large) => {
+                refused(tenant, &chosen.entry.name, too_large);
+                Err(Reason::ImageTooLarge(chosen.entry.name))
+            }
+        };
     }
     let mut candidates = listing.images().to_vec();
     candidates.shuffle(&mut rand::rng());
@@ -50,6 +59,7 @@ pub(super) async fn choose(
             .as_ref()
             .is_none_or(|ch| !posted.contains(ch))
     });
+    let mut too_large_count = 0;
     for entry in candidates {
         let chosen = match download(storage, entry).await {
             Ok(chosen) => chosen,
@@ -57,15 +67,31 @@ pub(super) async fn choose(
             Err(StorageError::NotFound) => continue,
             Err(error) => return Err(failed("Downloading an image failed")(error)),
         };
-        if !ledger
+        if ledger
             .is_posted(tenant, &chosen.sha256)
             .await
             .map_err(unreadable)?
         {
-            return Ok(chosen);
+            continue;
+        }
+        match image_bounds::check(&chosen.bytes) {
+            Ok(()) => return Ok(chosen),
+            // Refused, and the next candidate taken.
+            Err(too_large) => {
+                refused(tenant, &chosen.entry.name, too_large);
+                too_large_count += 1;
+            }
         }
     }
-    Err(Reason::AllPosted)
+    Err(match too_large_count {
+        0 => Reason::AllPosted,
+        count => Reason::OnlyTooLarge(count),
+    })
+}
+
+/// An image too large to decode, logged with its name.
+fn refused(tenant: &str, name: &str, too_large: TooLarge) {
+    tracing::warn!(tenant, image = name, error = %too_large, "image refused: too large to decode");
 }
 
 async fn download(storage: &dyn Storage, entry: FileEntry) -> Result<Chosen, StorageError> {

@@ -76,8 +76,12 @@ pub enum Reason {
     EventInProgress,
     NoImages,
     AllPosted,
+    /// Every unposted image was too large to decode (how many).
+    OnlyTooLarge(usize),
     /// The selected file is not in the listing.
     ImageNotFound,
+    /// The selected file declares more pixels than may be decoded.
+    ImageTooLarge(String),
     Storage {
         what: &'static str,
         error: StorageError,
@@ -89,6 +93,8 @@ pub enum Reason {
     },
     /// Published, but the image could not be moved to the archive.
     Archive(StorageError),
+    /// The run panicked (a bug): failed, not retried.
+    Internal,
 }
 
 impl Reason {
@@ -97,7 +103,9 @@ impl Reason {
         match self {
             Reason::Disabled => Status::Disabled,
             Reason::TenantNotFound => Status::NotFound,
-            Reason::NoImages | Reason::AllPosted => Status::NothingToPublish,
+            Reason::NoImages | Reason::AllPosted | Reason::OnlyTooLarge(_) => {
+                Status::NothingToPublish
+            }
             Reason::EventInProgress => Status::SkippedDuplicateEvent,
             Reason::Archive(_) => Status::Published,
             _ => Status::Failed,
@@ -127,7 +135,11 @@ impl fmt::Display for Reason {
             Reason::EventInProgress => f.write_str("The event is being published by another run"),
             Reason::NoImages => f.write_str("No images found"),
             Reason::AllPosted => f.write_str("No new images to post (all duplicates)"),
+            Reason::OnlyTooLarge(count) => {
+                write!(f, "No new images to post ({count} too large to decode)")
+            }
             Reason::ImageNotFound => f.write_str("Image not found"),
+            Reason::ImageTooLarge(name) => write!(f, "image_too_large: {name}"),
             Reason::Storage { what, error } => write!(f, "{what}: {error}"),
             Reason::PostedSetUnavailable(error) => {
                 write!(f, "Reading the posted set failed: {error}")
@@ -135,6 +147,7 @@ impl fmt::Display for Reason {
             Reason::NoPublisher => f.write_str("No publisher is available"),
             Reason::EveryPublisherFailed { .. } => f.write_str("Every publisher failed"),
             Reason::Archive(error) => write!(f, "Archiving failed: {error}"),
+            Reason::Internal => f.write_str("Internal error"),
         }
     }
 }
