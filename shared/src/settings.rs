@@ -109,7 +109,9 @@ pub struct Auth0Settings {
     pub domain: String,
     pub client_id: String,
     pub client_secret: SecretString,
-    pub callback_url: String,
+    /// The redirect URI, `{host}` standing for the request's host; `None`:
+    /// the request's own `/auth/callback`.
+    pub callback_url: Option<String>,
     pub admin_emails: Vec<String>,
     pub issuer_url: String,
 }
@@ -338,12 +340,27 @@ fn cache_settings(env: &Env) -> Result<CacheSettings, SettingsError> {
     })
 }
 
+/// Shorter admin passwords are refused at start (outside `WEB_DEBUG`): the
+/// fleet-wide failure limits allow a guesser thousands of tries a day.
+pub const MIN_ADMIN_PASSWORD_CHARS: usize = 12;
+
 fn web_settings(env: &Env) -> Result<WebSettings, SettingsError> {
     let debug = env.boolean("WEB_DEBUG", false)?;
     let admin_password = env
         .secret("WEB_ADMIN_PASSWORD")
         .or_else(|| env.secret("web_admin_pw"));
     let auth0 = auth0_settings(env)?;
+    if let Some(password) = &admin_password {
+        let length = secrecy::ExposeSecret::expose_secret(password)
+            .chars()
+            .count();
+        if length < MIN_ADMIN_PASSWORD_CHARS && !debug {
+            return Err(SettingsError::Invalid {
+                var: "WEB_ADMIN_PASSWORD",
+                reason: format!("must be at least {MIN_ADMIN_PASSWORD_CHARS} characters"),
+            });
+        }
+    }
     let session_secret = env.secret("WEB_SESSION_SECRET");
     if let Some(secret) = &session_secret {
         if secrecy::ExposeSecret::expose_secret(secret).len() < 32 {
@@ -390,7 +407,7 @@ fn auth0_settings(env: &Env) -> Result<Option<Auth0Settings>, SettingsError> {
         })
     };
     let client_secret = SecretString::from(required("AUTH0_CLIENT_SECRET")?);
-    let callback_url = required("AUTH0_CALLBACK_URL")?;
+    let callback_url = env.string("AUTH0_CALLBACK_URL");
     let admin_emails = required("ADMIN_LOGIN_EMAILS")?
         .split(',')
         .map(|e| e.trim().to_lowercase())
@@ -617,23 +634,34 @@ mod tests {
 
     #[test]
     fn admin_login_needs_a_long_session_secret() {
-        let err = settings(&[("WEB_ADMIN_PASSWORD", "pw")]).unwrap_err();
+        const PW: &str = "twelve chars";
+        let err = settings(&[("WEB_ADMIN_PASSWORD", PW)]).unwrap_err();
         assert!(err.to_string().contains("WEB_SESSION_SECRET"), "{err}");
-        let err = settings(&[
-            ("WEB_ADMIN_PASSWORD", "pw"),
-            ("WEB_SESSION_SECRET", "short"),
-        ])
-        .unwrap_err();
+        let err =
+            settings(&[("WEB_ADMIN_PASSWORD", PW), ("WEB_SESSION_SECRET", "short")]).unwrap_err();
         assert!(err.to_string().contains("32 bytes"), "{err}");
         let debug =
             settings(&[("WEB_ADMIN_PASSWORD", "pw"), ("WEB_DEBUG", "true")]).expect("debug");
         assert_eq!(debug.web.auth_mode(), AuthMode::Password);
         let ok = settings(&[
-            ("web_admin_pw", "pw"),
+            ("web_admin_pw", PW),
             ("WEB_SESSION_SECRET", &"k".repeat(32)),
         ])
         .expect("ok");
         assert_eq!(ok.web.auth_mode(), AuthMode::Password);
+    }
+
+    #[test]
+    fn a_short_admin_password_stops_the_start_and_is_not_echoed() {
+        let err = settings(&[
+            ("WEB_ADMIN_PASSWORD", "hunter2-abc"),
+            ("WEB_SESSION_SECRET", &"k".repeat(32)),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "WEB_ADMIN_PASSWORD: must be at least 12 characters"
+        );
     }
 
     #[test]

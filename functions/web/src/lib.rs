@@ -9,9 +9,9 @@
 mod admin_session;
 mod client_addr;
 mod cookies;
+mod cross_site;
 mod guards;
 mod images;
-mod login_limit;
 mod oidc;
 mod request_id;
 mod responses;
@@ -53,6 +53,10 @@ pub fn router_with(app: Arc<App>, extra: Router<Arc<App>>) -> Router {
     routes::health_routes()
         .merge(tenant_routes)
         .layer(Extension(web_state))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            cross_site::refuse_cross_site,
+        ))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         // A panic costs its request (a 500 with the request id), never the
         // instance.

@@ -1,7 +1,10 @@
 //! The fixed answers of the HTTP API: tenant errors say nothing of their cause;
 //! route errors answer `{"detail": ...}`.
 
-use axum::http::StatusCode;
+use std::time::Duration;
+
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -35,6 +38,19 @@ pub fn panicked(_: Box<dyn std::any::Any + Send>) -> Response {
     )
         .into_response();
     response.extensions_mut().insert(Panicked);
+    response
+}
+
+/// A client over its failure limit: 429 until the window has passed.
+pub fn too_many_failures(retry_after: Duration) -> Response {
+    let mut response = detail(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many failed login attempts; try again later",
+    );
+    let seconds = retry_after.as_secs().max(1).to_string();
+    if let Ok(value) = HeaderValue::from_str(&seconds) {
+        response.headers_mut().insert(RETRY_AFTER, value);
+    }
     response
 }
 

@@ -20,9 +20,10 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use crate::clock::Clock;
-use crate::table::{epoch_millis, epoch_secs, n, s, DynamoError, Table};
+use crate::table::{epoch_millis, epoch_secs, is_condition_failure, n, s, DynamoError, Table};
 
 const RUNTIME_SK: &str = "RUNTIME";
+const NOT_FOUND_SK: &str = "NOTFOUND";
 const LEASE_SK: &str = "LEASE";
 /// How long DynamoDB keeps a lease item after it ran out, before its TTL
 /// deletes it (expired leases are ignored whether deleted or not).
@@ -36,6 +37,18 @@ pub struct RuntimeItem {
     pub config_version: String,
     pub fetched_at: SystemTime,
     pub fresh_until: SystemTime,
+}
+
+/// What the table holds for one host.
+#[derive(Debug, Default)]
+pub struct HostItems {
+    /// The runtime item, when there is one; an error when it is malformed.
+    pub runtime: Option<Result<RuntimeItem, TierError>>,
+    /// Until when the host is known to be unknown: a live `NOTFOUND` item
+    /// (one whose time is implausible counts as none).
+    pub not_found_until: Option<SystemTime>,
+    /// A `NOTFOUND` item is there, live or not.
+    pub not_found_marker: bool,
 }
 
 /// The answer to a lease request.
@@ -63,16 +76,26 @@ pub struct RuntimeTier {
     /// The longest TTL a copy can have (`RUNTIME_CONFIG_TTL_MAX_SECONDS`): a
     /// `fresh_until` further ahead is not a copy this service wrote.
     max_ttl: Duration,
+    /// How long an unknown host is remembered
+    /// (`RUNTIME_CONFIG_NEGATIVE_TTL_SECONDS`).
+    negative_ttl: Duration,
     clock: Clock,
 }
 
 impl RuntimeTier {
-    pub fn new(table: Table, max_stale: Duration, max_ttl: Duration, clock: Clock) -> Self {
+    pub fn new(
+        table: Table,
+        max_stale: Duration,
+        max_ttl: Duration,
+        negative_ttl: Duration,
+        clock: Clock,
+    ) -> Self {
         Self {
             table,
             holder: uuid::Uuid::new_v4().to_string(),
             max_stale,
             max_ttl,
+            negative_ttl,
             clock,
         }
     }
@@ -81,29 +104,71 @@ impl RuntimeTier {
         &self.table
     }
 
-    /// The host's item, if any. `consistent`: see the writes of other
-    /// instances made just before.
-    pub async fn get(
-        &self,
-        host: &str,
-        consistent: bool,
-    ) -> Result<Option<RuntimeItem>, TierError> {
+    /// What the table holds for the host, in one query: its runtime item
+    /// (checked: a malformed one is an error of its own) and its unknown-host
+    /// marker. `consistent`: see the writes of other instances made just
+    /// before.
+    pub async fn get(&self, host: &str, consistent: bool) -> Result<HostItems, TierError> {
         let output = self
             .table
             .client
-            .get_item()
+            .query()
             .table_name(&self.table.name)
-            .key("pk", s(pk(host)))
-            .key("sk", s(RUNTIME_SK))
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(pk(host)))
             .consistent_read(consistent)
             .send()
             .await
-            .map_err(|e| DynamoError::from_sdk("GetItem", &e))?;
+            .map_err(|e| DynamoError::from_sdk("Query", &e))?;
         let now = self.clock.now();
-        output
-            .item()
-            .map(|item| runtime_item(item, now, self.max_ttl))
-            .transpose()
+        let mut found = HostItems::default();
+        for item in output.items() {
+            match item
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+            {
+                Some(RUNTIME_SK) => found.runtime = Some(runtime_item(item, now, self.max_ttl)),
+                Some(NOT_FOUND_SK) => {
+                    found.not_found_marker = true;
+                    found.not_found_until = not_found_until(item, now, self.negative_ttl);
+                }
+                _ => {}
+            }
+        }
+        Ok(found)
+    }
+
+    /// Remembers for the fleet that the orchestrator does not know the host,
+    /// for the negative TTL (the item's TTL attribute deletes it after).
+    pub async fn put_not_found(&self, host: &str) -> Result<(), TierError> {
+        let now = self.clock.now();
+        let until = epoch_secs(now).saturating_add(self.negative_ttl.as_secs());
+        self.table
+            .client
+            .put_item()
+            .table_name(&self.table.name)
+            .item("pk", s(pk(host)))
+            .item("sk", s(NOT_FOUND_SK))
+            .item("expires_at", n(until))
+            .send()
+            .await
+            .map_err(|e| DynamoError::from_sdk("PutItem", &e))?;
+        Ok(())
+    }
+
+    /// Forgets the host's unknown-host marker (the orchestrator knows it now).
+    pub async fn delete_not_found(&self, host: &str) -> Result<(), TierError> {
+        self.table
+            .client
+            .delete_item()
+            .table_name(&self.table.name)
+            .key("pk", s(pk(host)))
+            .key("sk", s(NOT_FOUND_SK))
+            .send()
+            .await
+            .map_err(|e| DynamoError::from_sdk("DeleteItem", &e))?;
+        Ok(())
     }
 
     /// Writes (or overwrites) the host's item; answers the `config_version`
@@ -265,11 +330,17 @@ fn pk(host: &str) -> String {
     format!("HOST#{host}")
 }
 
-fn is_condition_failure<E, R>(error: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
-{
-    error.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+/// When a `NOTFOUND` item stops counting: its `expires_at` when it is in
+/// the future and no further ahead than the negative TTL allows.
+fn not_found_until(
+    item: &HashMap<String, AttributeValue>,
+    now: SystemTime,
+    negative_ttl: Duration,
+) -> Option<SystemTime> {
+    let until = item.get("expires_at")?.as_n().ok()?.parse::<u64>().ok()?;
+    let latest = epoch_secs(now).saturating_add(negative_ttl.saturating_add(CLOCK_SKEW).as_secs());
+    let until = UNIX_EPOCH.checked_add(Duration::from_secs(until.min(latest)))?;
+    (until > now).then_some(until)
 }
 
 /// How far ahead of this instance's clock another instance's may be.

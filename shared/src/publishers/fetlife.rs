@@ -117,6 +117,10 @@ impl Fetlife {
                 tracing::info!(request_id, smtp_code = %response.code(), "fetlife upload mail sent");
             }
             Err(error) => {
+                if refused_plain_text(&error) {
+                    tracing::warn!(request_id, server = %self.server.host, "fetlife: the mail server offers no STARTTLS; the password was not sent");
+                    return PublishResult::failed(SMTP_TLS_REQUIRED, false);
+                }
                 let transient = !(error.is_permanent() || error.is_tls() || error.is_client());
                 tracing::warn!(request_id, %error, transient, "fetlife upload mail failed");
                 return PublishResult::failed(format!("E-mail not sent: {error}"), transient);
@@ -191,7 +195,7 @@ impl Fetlife {
         Ok(
             AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(self.server.host.as_str())
                 .port(self.server.port)
-                .tls(tls_mode(self.server.port, self.server.use_tls, tls))
+                .tls(tls_mode(self.server.port, tls))
                 .credentials(Credentials::new(
                     self.server.username.clone(),
                     self.password.expose_secret().to_string(),
@@ -214,16 +218,25 @@ async fn deliver(
     transport.send_raw(&envelope, &raw).await
 }
 
-/// Implicit TLS on 465; elsewhere STARTTLS, required unless the tenant's
-/// `use_tls` is off (then used when the server offers it).
-fn tls_mode(port: u16, use_tls: bool, tls: TlsParameters) -> Tls {
+/// Implicit TLS on 465; elsewhere STARTTLS, always required: the password
+/// is only ever sent over TLS, whatever the tenant's `use_tls` says.
+fn tls_mode(port: u16, tls: TlsParameters) -> Tls {
     if port == IMPLICIT_TLS_PORT {
         Tls::Wrapper(tls)
-    } else if use_tls {
-        Tls::Required(tls)
     } else {
-        Tls::Opportunistic(tls)
+        Tls::Required(tls)
     }
+}
+
+/// The FetLife result when the server offers no TLS: nothing was sent, not
+/// even the login.
+pub const SMTP_TLS_REQUIRED: &str = "smtp_tls_required";
+
+/// Did lettre stop before `AUTH` because the server offers no STARTTLS?
+/// (lettre reports it as a client error with this text and no kind of its
+/// own.)
+fn refused_plain_text(error: &lettre::transport::smtp::Error) -> bool {
+    error.is_client() && error.to_string().contains("STARTTLS is not supported")
 }
 
 #[cfg(test)]
@@ -292,9 +305,11 @@ mod tests {
     #[test]
     fn tls_mode_by_port() {
         let tls = || TlsParameters::new("smtp.example.com".into()).unwrap();
-        assert!(matches!(tls_mode(465, true, tls()), Tls::Wrapper(_)));
-        assert!(matches!(tls_mode(465, false, tls()), Tls::Wrapper(_)));
-        assert!(matches!(tls_mode(587, true, tls()), Tls::Required(_)));
-        assert!(matches!(tls_mode(25, false, tls()), Tls::Opportunistic(_)));
+        assert!(matches!(tls_mode(465, tls()), Tls::Wrapper(_)));
+        assert!(matches!(tls_mode(587, tls()), Tls::Required(_)));
+        assert!(
+            matches!(tls_mode(25, tls()), Tls::Required(_)),
+            "never plain text"
+        );
     }
 }
