@@ -3,6 +3,7 @@
 
 mod publish_world;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use publish_world::*;
@@ -245,4 +246,71 @@ async fn publish_failures_and_the_feature_flag() {
     );
     assert!(failed.json["results"].get("email").is_none());
     assert_eq!(world.images_in_root(), ["05-harbor.jpg"]);
+}
+
+#[tokio::test]
+async fn an_image_held_by_another_run_or_already_published_is_a_409() {
+    let world = World::start().await;
+    let (_moto, table) = moto_table("publisher-web-409").await;
+    world.put_samples(&["08-night-sky.jpg", "10-ripples.jpg"]);
+    let bytes = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/photos/08-night-sky.jpg"),
+    )
+    .unwrap();
+    let sha = publisher::workflow::sha256_hex(&bytes);
+    // A scheduled run holds the image for the next quarter of an hour.
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 900;
+    world.put_tenant(HOST, TENANT, |e| {
+        e["config"]["content"]["archive"] = false.into()
+    });
+    let held = std::collections::HashMap::from([
+        ("pk".to_string(), AttributeValue::S("TENANT#vermont".into())),
+        ("sk".to_string(), AttributeValue::S(format!("IMAGE#{sha}"))),
+        (
+            "holder".to_string(),
+            AttributeValue::S("scheduled-run".into()),
+        ),
+        ("until".to_string(), AttributeValue::N(until.to_string())),
+        (
+            "image_name".to_string(),
+            AttributeValue::S("08-night-sky.jpg".into()),
+        ),
+    ]);
+    publisher_tests::tables::put_item(&table, held).await;
+    let router = web::router(world.app(Some(table.clone()), &[("WEB_AUTH_TOKEN", TOKEN)]));
+    let busy = post(
+        &router,
+        HOST,
+        "/api/images/08-night-sky.jpg/publish",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(busy.status, StatusCode::CONFLICT);
+    assert_eq!(busy.json, json!({"detail": "Publish in progress"}));
+    assert!(world.telegram.sent().is_empty());
+
+    // Published (archiving is off, so it stays listed): a second click is
+    // refused.
+    let first = post(
+        &router,
+        HOST,
+        "/api/images/10-ripples.jpg/publish",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::OK, "{:#}", first.json);
+    let again = post(
+        &router,
+        HOST,
+        "/api/images/10-ripples.jpg/publish",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.json, json!({"detail": "Already published"}));
+    assert_eq!(world.telegram.sent().len(), 1);
 }

@@ -75,9 +75,18 @@ pub enum Reason {
     /// Another run holds the event and has not finished it.
     EventInProgress,
     NoImages,
-    AllPosted,
-    /// Every unposted image was too large to decode (how many).
-    OnlyTooLarge(usize),
+    /// No unposted image could be taken: how many were too large to decode,
+    /// and how many another run holds.
+    NothingNew {
+        too_large: usize,
+        in_progress: usize,
+    },
+    /// The selected image is in the posted set.
+    AlreadyPublished,
+    /// Another run holds the selected image.
+    PublishInProgress,
+    /// The image claim could not be written.
+    ClaimFailed(String),
     /// The selected file is not in the listing.
     ImageNotFound,
     /// The selected file declares more pixels than may be decoded.
@@ -103,7 +112,7 @@ impl Reason {
         match self {
             Reason::Disabled => Status::Disabled,
             Reason::TenantNotFound => Status::NotFound,
-            Reason::NoImages | Reason::AllPosted | Reason::OnlyTooLarge(_) => {
+            Reason::NoImages | Reason::NothingNew { .. } | Reason::AlreadyPublished => {
                 Status::NothingToPublish
             }
             Reason::EventInProgress => Status::SkippedDuplicateEvent,
@@ -117,7 +126,8 @@ impl Reason {
         match self {
             Reason::TenantUnavailable
             | Reason::ClaimUnavailable
-            | Reason::PostedSetUnavailable(_) => true,
+            | Reason::PostedSetUnavailable(_)
+            | Reason::ClaimFailed(_) => true,
             Reason::Storage { error, .. } => matches!(error, StorageError::Unavailable(_)),
             Reason::EveryPublisherFailed { transient } => *transient,
             _ => false,
@@ -134,10 +144,27 @@ impl fmt::Display for Reason {
             Reason::ClaimUnavailable => f.write_str("Publish state unavailable"),
             Reason::EventInProgress => f.write_str("The event is being published by another run"),
             Reason::NoImages => f.write_str("No images found"),
-            Reason::AllPosted => f.write_str("No new images to post (all duplicates)"),
-            Reason::OnlyTooLarge(count) => {
-                write!(f, "No new images to post ({count} too large to decode)")
+            Reason::NothingNew {
+                too_large: 0,
+                in_progress: 0,
+            } => f.write_str("No new images to post (all duplicates)"),
+            Reason::NothingNew {
+                too_large,
+                in_progress,
+            } => {
+                let counts: Vec<String> = [
+                    (*too_large, "too large to decode"),
+                    (*in_progress, "being published by another run"),
+                ]
+                .iter()
+                .filter(|(count, _)| *count > 0)
+                .map(|(count, what)| format!("{count} {what}"))
+                .collect();
+                write!(f, "No new images to post ({})", counts.join(", "))
             }
+            Reason::AlreadyPublished => f.write_str("Already published"),
+            Reason::PublishInProgress => f.write_str("publish_in_progress"),
+            Reason::ClaimFailed(error) => write!(f, "Claiming the image failed: {error}"),
             Reason::ImageNotFound => f.write_str("Image not found"),
             Reason::ImageTooLarge(name) => write!(f, "image_too_large: {name}"),
             Reason::Storage { what, error } => write!(f, "{what}: {error}"),

@@ -113,8 +113,20 @@ pub async fn publish(
             tenant.services.forget_images();
             return Err(not_found());
         }
+        // Each image is published at most once, whoever asks.
+        Some(Reason::PublishInProgress) => {
+            return Err(detail(StatusCode::CONFLICT, "Publish in progress"));
+        }
+        Some(Reason::AlreadyPublished) => {
+            return Err(detail(StatusCode::CONFLICT, "Already published"));
+        }
         // Stopped before any publisher was tried.
-        Some(reason @ (Reason::Storage { .. } | Reason::PostedSetUnavailable(_))) => {
+        Some(
+            reason @ (Reason::Storage { .. }
+            | Reason::PostedSetUnavailable(_)
+            | Reason::ClaimFailed(_)
+            | Reason::ImageTooLarge(_)),
+        ) => {
             let status = if reason.transient() {
                 StatusCode::SERVICE_UNAVAILABLE
             } else {
