@@ -4,14 +4,15 @@
 
 mod publish_world;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use publish_world::*;
 use publisher::app::App;
 use publisher::sidecar::Sidecar;
 use publisher_tests::fake_openai::{self, CallKind};
 use publisher_tests::fake_telegram::CHAT_ID;
 use publisher_tests::smtp::SmtpServer;
-use publisher_tests::tables::{attr_s, get_item, scan_all, Item};
+use publisher_tests::tables::{
+    attr_s, epoch_secs_from_now, get_item, put_image_claim, scan_all, Item,
+};
 use serde_json::{json, Value};
 
 async fn invoke(workflow: &App, event: Value) -> Value {
@@ -726,34 +727,10 @@ async fn a_run_that_died_while_sending_leaves_its_image_uncertain_never_sent_aga
     let world = World::start().await;
     let (_moto, table) = moto_table("publisher-died").await;
     world.put_samples(&["07-meadow.jpg"]);
-    let bytes = std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/photos/07-meadow.jpg"),
-    )
-    .unwrap();
-    let sha = publisher::workflow::sha256_hex(&bytes);
+    let sha = sample_sha256("07-meadow.jpg");
     // The claim a run left behind when it died mid-send, an hour ago.
-    let past = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        - 3600;
-    publisher_tests::tables::put_item(
-        &table,
-        std::collections::HashMap::from([
-            ("pk".to_string(), AttributeValue::S("TENANT#vermont".into())),
-            ("sk".to_string(), AttributeValue::S(format!("IMAGE#{sha}"))),
-            (
-                "holder".to_string(),
-                AttributeValue::S("a-run-that-died".into()),
-            ),
-            ("until".to_string(), AttributeValue::N(past.to_string())),
-            (
-                "image_name".to_string(),
-                AttributeValue::S("07-meadow.jpg".into()),
-            ),
-        ]),
-    )
-    .await;
+    let died = ("a-run-that-died", epoch_secs_from_now(-3600));
+    put_image_claim(&table, "vermont", &sha, died, "07-meadow.jpg").await;
     for attempt in 0..2 {
         let answer = invoke(&world.workflow(Some(table.clone())), json!({"host": HOST})).await;
         assert_eq!(

@@ -3,13 +3,13 @@
 
 mod publish_world;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use publish_world::*;
 use publisher::sidecar::Sidecar;
 use publisher_tests::fake_openai::{self, CallKind};
 use publisher_tests::harness::{send, Answer};
+use publisher_tests::tables::{epoch_secs_from_now, put_image_claim};
 use serde_json::json;
 
 const TOKEN: &str = "web-api-token-for-publish-tests";
@@ -253,34 +253,13 @@ async fn an_image_held_by_another_run_or_already_published_is_a_409() {
     let world = World::start().await;
     let (_moto, table) = moto_table("publisher-web-409").await;
     world.put_samples(&["08-night-sky.jpg", "10-ripples.jpg"]);
-    let bytes = std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/photos/08-night-sky.jpg"),
-    )
-    .unwrap();
-    let sha = publisher::workflow::sha256_hex(&bytes);
-    // A scheduled run holds the image for the next quarter of an hour.
-    let until = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 900;
+    let sha = sample_sha256("08-night-sky.jpg");
     world.put_tenant(HOST, TENANT, |e| {
         e["config"]["content"]["archive"] = false.into()
     });
-    let held = std::collections::HashMap::from([
-        ("pk".to_string(), AttributeValue::S("TENANT#vermont".into())),
-        ("sk".to_string(), AttributeValue::S(format!("IMAGE#{sha}"))),
-        (
-            "holder".to_string(),
-            AttributeValue::S("scheduled-run".into()),
-        ),
-        ("until".to_string(), AttributeValue::N(until.to_string())),
-        (
-            "image_name".to_string(),
-            AttributeValue::S("08-night-sky.jpg".into()),
-        ),
-    ]);
-    publisher_tests::tables::put_item(&table, held).await;
+    // A scheduled run holds the image for the next quarter of an hour.
+    let holder = ("scheduled-run", epoch_secs_from_now(900));
+    put_image_claim(&table, "vermont", &sha, holder, "08-night-sky.jpg").await;
     let router = web::router(world.app(Some(table.clone()), &[("WEB_AUTH_TOKEN", TOKEN)]));
     let busy = post(
         &router,

@@ -12,10 +12,11 @@
 mod memory;
 mod table;
 
+use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 use crate::clock::Clock;
-use crate::table::Table;
+use crate::table::{DynamoError, Table};
 
 /// Failures of one client on one tenant within [`WINDOW`].
 pub const PER_TENANT: u32 = 10;
@@ -104,38 +105,49 @@ impl FailureLimits {
 
     async fn count(&self, counter: &Counter) -> Attempt {
         let now = self.clock.now();
-        if let Some(table) = &self.table {
-            match table::count(table, counter, now).await {
-                Ok(attempt) => return attempt,
-                Err(error) => fallback(&error),
-            }
+        match self
+            .in_table(|table| table::count(table, counter, now))
+            .await
+        {
+            Some(attempt) => attempt,
+            None => self.memory.count(counter, now),
         }
-        self.memory.count(counter, now)
     }
 
     async fn take_back(&self, counter: &Counter) {
-        if let Some(table) = &self.table {
-            match table::take_back(table, counter).await {
-                Ok(()) => return,
-                Err(error) => fallback(&error),
-            }
+        if self
+            .in_table(|table| table::take_back(table, counter))
+            .await
+            .is_none()
+        {
+            self.memory.take_back(counter);
         }
-        self.memory.take_back(counter);
     }
 
     async fn forget(&self, counter: &Counter) {
-        if let Some(table) = &self.table {
-            match table::forget(table, counter).await {
-                Ok(()) => return,
-                Err(error) => fallback(&error),
-            }
+        if self
+            .in_table(|table| table::forget(table, counter))
+            .await
+            .is_none()
+        {
+            self.memory.forget(counter);
         }
-        self.memory.forget(counter);
     }
-}
 
-fn fallback(error: &crate::table::DynamoError) {
-    tracing::warn!(%error, "failure limits: the table is unreachable; this instance's own counters apply");
+    /// The table's answer to `call`; `None` without a table, or when it
+    /// cannot be reached (then this instance's memory counts instead).
+    async fn in_table<'a, T, Call, Answer>(&'a self, call: Call) -> Option<T>
+    where
+        Call: FnOnce(&'a Table) -> Answer,
+        Answer: Future<Output = Result<T, DynamoError>>,
+    {
+        let answer = call(self.table.as_ref()?).await;
+        answer
+            .inspect_err(|error| {
+                tracing::warn!(%error, "failure limits: the table is unreachable; this instance's own counters apply");
+            })
+            .ok()
+    }
 }
 
 /// When a window that started at `start` ends.
