@@ -86,6 +86,18 @@ async fn claims_on_dynamodb() {
             ..
         }
     ));
+
+    // A claim "in progress" until the end of time was not set by a run: it
+    // does not hold the event forever.
+    let forever = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX) * 100);
+    assert_eq!(
+        store.claim("t1", "ev-poisoned", forever).await.unwrap(),
+        Claim::Acquired
+    );
+    assert_eq!(
+        store.claim("t1", "ev-poisoned", until).await.unwrap(),
+        Claim::Acquired
+    );
 }
 
 #[tokio::test]

@@ -365,12 +365,19 @@ pub(super) async fn claim(
             .item("status", s(IN_PROGRESS))
             .item("in_progress_until", n(epoch_secs(in_progress_until)))
             .item("expires_at", n(epoch_secs(record_expiry(now))))
+            // A holder past its deadline is gone; one whose deadline is
+            // further ahead than any run's was not set by a run.
             .condition_expression(
-                "attribute_not_exists(pk) OR (#status = :in_progress AND in_progress_until < :now)",
+                "attribute_not_exists(pk) OR (#status = :in_progress \
+                 AND (in_progress_until < :now OR in_progress_until > :latest))",
             )
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
             .expression_attribute_values(":now", n(epoch_secs(now)))
+            .expression_attribute_values(
+                ":latest",
+                n(epoch_secs(now).saturating_add(MAX_CLAIM.as_secs())),
+            )
             .send()
             .await;
         match put {
