@@ -16,6 +16,7 @@ pub mod secrets;
 pub mod settings;
 pub mod sidecar;
 pub mod source;
+pub mod static_config;
 pub mod storage;
 pub mod table;
 pub mod telemetry;
