@@ -36,6 +36,7 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The whole web function.
 pub fn router(app: Arc<App>) -> Router {
     let web_state = Arc::new(web_state::WebState::new(&app));
+    let pages = Arc::new(ui::Pages::new(app.settings.statics.clone()));
     let tenant_routes = routes::tenant_routes()
         .fallback(responses::unknown_route)
         .layer(middleware::from_fn_with_state(
@@ -45,6 +46,7 @@ pub fn router(app: Arc<App>) -> Router {
     routes::health_routes()
         .merge(tenant_routes)
         .layer(Extension(web_state))
+        .layer(Extension(pages))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::from_fn(request_id::request_id))
         .with_state(app)
