@@ -1,6 +1,7 @@
 //! `publish`: in Lambda, the handler behind `lambda_runtime`; elsewhere one
 //! event read from the file named as the first argument (or from stdin),
-//! its answer printed on stdout.
+//! its answer printed on stdout: as JSON, or with `--preview` first, as a
+//! preview that changes nothing, in the words of `preview_text.yaml`.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use lambda_runtime::{service_fn, LambdaEvent};
 use publisher::app::App;
 use publisher::settings::Settings;
+use publisher::workflow::Summary;
 use serde_json::Value;
 
 #[tokio::main]
@@ -59,8 +61,13 @@ async fn main() -> ExitCode {
 
 /// A local run: one event, one answer.
 async fn run_once(app: &App) -> ExitCode {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let readable = args.first().is_some_and(|a| a == "--preview");
+    if readable {
+        args.remove(0);
+    }
     let mut text = String::new();
-    let read = match std::env::args().nth(1) {
+    let read = match args.first() {
         Some(path) => std::fs::read_to_string(path).map(|t| text = t),
         None => std::io::stdin().read_to_string(&mut text).map(|_| ()),
     };
@@ -68,15 +75,30 @@ async fn run_once(app: &App) -> ExitCode {
         eprintln!("publish: cannot read the event: {error}");
         return ExitCode::FAILURE;
     }
-    let event: Value = match serde_json::from_str(&text) {
+    let mut event: Value = match serde_json::from_str(&text) {
         Ok(event) => event,
         Err(error) => {
             eprintln!("publish: the event is not JSON: {error}");
             return ExitCode::FAILURE;
         }
     };
+    if readable {
+        publish::preview_text::force_preview(&mut event);
+    }
     let request_id = uuid::Uuid::new_v4().to_string();
     match publish::handle(app, event, None, &request_id).await {
+        Ok(answer) if readable => {
+            let summaries: Vec<Summary> =
+                serde_json::from_value(answer["results"].clone()).unwrap_or_default();
+            let settings = &app.settings;
+            let text = publish::preview_text::render(
+                &summaries,
+                &settings.statics,
+                settings.ai_rate_per_minute,
+            );
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
         Ok(answer) => {
             println!("{answer:#}");
             ExitCode::SUCCESS
