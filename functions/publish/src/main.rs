@@ -2,6 +2,7 @@
 //! event read from the file named as the first argument (or from stdin),
 //! its answer printed on stdout: as JSON, or with `--preview` first, as a
 //! preview that changes nothing, in the words of `preview_text.yaml`.
+//! `--check-static` only reads the settings and the static configuration.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -22,6 +23,26 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // An operator's check of a static configuration directory: the settings
+    // above read it as every function will, and refused it with the file,
+    // line and key if it were wrong.
+    if std::env::args().nth(1).as_deref() == Some("--check-static") {
+        let source = settings.statics.dir.as_ref().map_or_else(
+            || "the built-in defaults (PV2_STATIC_CONFIG_DIR is unset)".to_string(),
+            |dir| dir.display().to_string(),
+        );
+        let languages: Vec<&str> = settings
+            .statics
+            .ui_text
+            .keys()
+            .map(String::as_str)
+            .collect();
+        println!(
+            "static configuration OK: {source}; page languages: {}",
+            languages.join(", ")
+        );
+        return ExitCode::SUCCESS;
+    }
     let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
     // A local run prints its answer on stdout: its logs go to stderr.
     if in_lambda {
