@@ -118,6 +118,49 @@ async fn a_shorter_telegram_limit_shortens_what_telegram_receives() {
 }
 
 #[tokio::test]
+async fn a_preview_shows_the_analysis_and_the_static_limits_and_sends_nothing() {
+    let world = World::start().await;
+    world.put_image("wide.jpg", wide_jpeg(1600, 1000, 6));
+    let dir = static_dir(&[(
+        "platform_limits.yaml",
+        "telegram:\n  max_caption_length: 20\nemail:\n  max_caption_length: 11\n",
+    )]);
+    let path = dir.path().to_string_lossy().into_owned();
+    let app = world.app(None, &[("PV2_STATIC_CONFIG_DIR", path.as_str())]);
+    let answer = publish::handle(
+        &app,
+        json!({"host": HOST, "preview": true}),
+        None,
+        "static-test",
+    )
+    .await
+    .expect("answers");
+    let summary = &answer["results"][0];
+    assert_eq!(summary["status"], "preview", "{summary:#}");
+    let preview = &summary["preview"];
+    assert_eq!(preview["captions"]["telegram"], "Golden hour, jute a…");
+    assert_eq!(preview["captions"]["email"], "Golden hou…");
+    assert_eq!(preview["email_subject"], "Private: Golden hou…");
+    assert_eq!(preview["analysis"]["mood"], "calm");
+    assert_eq!(
+        preview["analysis"]["description"],
+        "A seated figure tied in jute rope by a window"
+    );
+    assert!(world.telegram.sent().is_empty());
+
+    // The readable preview of the same answer, in the file's words.
+    let summaries: Vec<publisher::workflow::Summary> =
+        serde_json::from_value(answer["results"].clone()).expect("summaries");
+    let text = publish::preview_text::render(&summaries, &app.settings.statics, 60_000);
+    assert!(text.contains("Mood: calm"), "{text}");
+    assert!(text.contains("telegram: Golden hour, jute a…"), "{text}");
+    assert!(
+        text.contains("Caption limits: telegram 20, e-mail 11, generic 2200"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn without_the_variable_telegram_gets_the_whole_caption_at_1280() {
     let world = World::start().await;
     world.put_image("wide.jpg", wide_jpeg(2000, 1400, 5));

@@ -241,14 +241,14 @@ impl Files {
             }
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| fail(&path, format!("cannot read: {e}")))?;
-            let file = Some((path.display().to_string(), text));
+            let file = (path.display().to_string(), text);
             match (name.as_str(), lang) {
-                (AI_PROMPTS, _) => files.prompts = file,
-                (PLATFORM_LIMITS, _) => files.platforms = file,
-                (SERVICE_LIMITS, _) => files.services = file,
-                (PREVIEW_TEXT, _) => files.preview = file,
+                (AI_PROMPTS, _) => files.prompts = Some(file),
+                (PLATFORM_LIMITS, _) => files.platforms = Some(file),
+                (SERVICE_LIMITS, _) => files.services = Some(file),
+                (PREVIEW_TEXT, _) => files.preview = Some(file),
                 (_, Some(lang)) => {
-                    if files.ui.insert(lang, file.unwrap_or_default()).is_some() {
+                    if files.ui.insert(lang, file).is_some() {
                         return Err(fail(&path, "a second file for the same language".into()));
                     }
                 }
