@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use moka::sync::Cache;
 use tokio::sync::OnceCell;
 
-use crate::ai::{AiClient, Pacer, Prompts};
+use crate::ai::{tenant_prompts, AiClient, Pacer};
 use crate::cache::SingleFlight;
 use crate::clock::Clock;
 use crate::config::{RuntimeConfig, StorageProvider};
@@ -131,8 +131,7 @@ impl TenantServices {
                 let ai = config.ai.clone()?;
                 let credential = self.credential(Role::Openai, request_id).await?;
                 let clients = &self.clients;
-                let prompts =
-                    Prompts::for_tenant(&ai, &config.confirmation, &clients.statics.prompts);
+                let prompts = tenant_prompts(&ai, &config.confirmation, &clients.statics.prompts);
                 Some(Arc::new(
                     AiClient::new(
                         clients.http.clone(),

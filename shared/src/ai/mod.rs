@@ -9,7 +9,7 @@ mod prompts;
 
 pub use analysis::Analysis;
 pub use pacing::Pacer;
-pub use prompts::Prompts;
+pub use prompts::for_tenant as tenant_prompts;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ use crate::clock::Clock;
 use crate::config::{AiConfig, Confirmation};
 use crate::publishers::captions::CaptionSpec;
 use crate::retry::{self, Policy, Step};
-use crate::static_config::StaticConfig;
+use crate::static_config::{AiPrompts, StaticConfig};
 
 /// Four tries, 500 ms doubling between them; a `Retry-After` is waited for
 /// up to 20 s.
@@ -70,7 +70,7 @@ pub struct AiClient {
     url: String,
     api_key: SecretString,
     config: AiConfig,
-    prompts: Prompts,
+    prompts: AiPrompts,
     tenant: String,
     pacer: Arc<Pacer>,
     clock: Clock,
@@ -89,7 +89,7 @@ impl AiClient {
         pacer: Arc<Pacer>,
         clock: Clock,
     ) -> Self {
-        let prompts = Prompts::for_tenant(
+        let prompts = tenant_prompts(
             &config,
             &Confirmation::default(),
             &StaticConfig::defaults().prompts,
@@ -107,7 +107,7 @@ impl AiClient {
     }
 
     /// The same client with `prompts` (the tenant's, over the static ones).
-    pub fn with_prompts(mut self, prompts: Prompts) -> Self {
+    pub fn with_prompts(mut self, prompts: AiPrompts) -> Self {
         self.prompts = prompts;
         self
     }

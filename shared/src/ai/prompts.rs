@@ -4,40 +4,33 @@
 use crate::config::{AiConfig, Confirmation};
 use crate::static_config::AiPrompts;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Prompts {
-    pub vision_system: String,
-    /// With the confirmation tags' guidance, when there is one.
-    pub vision_user: String,
-    pub caption_system: String,
-    pub caption_role: String,
-    pub sd_caption_system: String,
-    pub sd_caption_role: String,
-}
-
-impl Prompts {
-    pub fn for_tenant(ai: &AiConfig, confirmation: &Confirmation, statics: &AiPrompts) -> Self {
-        let own = |tenant: &Option<String>, fallback: &String| {
-            tenant.clone().unwrap_or_else(|| fallback.clone())
-        };
-        // The confirmation mail lists the vision call's tags, so that is
-        // where what they should look like is asked for.
-        let tags = own(
-            &confirmation.confirmation_tags_nature,
-            &statics.confirmation_tags_prompt,
-        );
-        let vision_user = match tags.trim() {
-            "" => statics.vision_user.clone(),
-            tags => format!("{}\n\ntags: {tags}", statics.vision_user),
-        };
-        Prompts {
-            vision_system: statics.vision_system.clone(),
-            vision_user,
-            caption_system: own(&ai.system_prompt, &statics.caption_system),
-            caption_role: own(&ai.role_prompt, &statics.caption_role),
-            sd_caption_system: own(&ai.sd_caption_system_prompt, &statics.sd_caption_system),
-            sd_caption_role: own(&ai.sd_caption_role_prompt, &statics.sd_caption_role),
-        }
+/// `statics` with the tenant's own prompts in their place, and the
+/// confirmation tags' guidance (the tenant's, else the file's) added to the
+/// vision request: the confirmation mail lists the vision call's tags, so
+/// that is where what they should look like is asked for.
+pub fn for_tenant(ai: &AiConfig, confirmation: &Confirmation, statics: &AiPrompts) -> AiPrompts {
+    let own = |tenant: &Option<String>, fallback: &String| {
+        tenant.clone().unwrap_or_else(|| fallback.clone())
+    };
+    let tags = own(
+        &confirmation.confirmation_tags_nature,
+        &statics.confirmation_tags_prompt,
+    );
+    let vision_user = match tags.trim() {
+        "" => statics.vision_user.clone(),
+        tags => format!("{}\n\ntags: {tags}", statics.vision_user),
+    };
+    AiPrompts {
+        vision_user,
+        caption_system: own(&ai.system_prompt, &statics.caption_system),
+        caption_role: own(&ai.role_prompt, &statics.caption_role),
+        sd_caption_system: own(&ai.sd_caption_system_prompt, &statics.sd_caption_system),
+        sd_caption_role: own(&ai.sd_caption_role_prompt, &statics.sd_caption_role),
+        confirmation_tags_prompt: tags,
+        confirmation_tags_count: confirmation
+            .confirmation_tags_count
+            .unwrap_or(statics.confirmation_tags_count),
+        ..statics.clone()
     }
 }
 
@@ -87,7 +80,7 @@ mod tests {
              the others are short strings.",
             keys.join(", ")
         );
-        let prompts = Prompts::for_tenant(
+        let prompts = for_tenant(
             &ai(),
             &Confirmation::default(),
             &StaticConfig::defaults().prompts,
@@ -102,14 +95,14 @@ mod tests {
         file.caption_system = "From the file".into();
         file.confirmation_tags_prompt = "lowercase nouns".into();
 
-        let plain = Prompts::for_tenant(&ai(), &Confirmation::default(), defaults);
+        let plain = for_tenant(&ai(), &Confirmation::default(), defaults);
         assert_eq!(plain.caption_system, defaults.caption_system);
         assert_eq!(
             plain.vision_user, defaults.vision_user,
             "no tags guidance by default"
         );
 
-        let from_file = Prompts::for_tenant(&ai(), &Confirmation::default(), &file);
+        let from_file = for_tenant(&ai(), &Confirmation::default(), &file);
         assert_eq!(from_file.caption_system, "From the file");
         assert_eq!(from_file.caption_role, defaults.caption_role);
         assert!(from_file.vision_user.ends_with("\n\ntags: lowercase nouns"));
@@ -121,7 +114,7 @@ mod tests {
             confirmation_tags_nature: Some("single words".into()),
             ..Confirmation::default()
         };
-        let own = Prompts::for_tenant(&tenant, &confirmation, &file);
+        let own = for_tenant(&tenant, &confirmation, &file);
         assert_eq!(own.caption_system, "The tenant's own");
         assert_eq!(own.sd_caption_role, "Tenant sd role");
         assert_eq!(own.sd_caption_system, defaults.sd_caption_system);

@@ -51,28 +51,31 @@ type Width = Int<1, 10_000>;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct PlatformsFile {
-    telegram: Option<TelegramFile>,
+    telegram: Option<PlatformFile<TelegramLength>>,
     email: Option<EmailFile>,
-    generic: Option<PlatformFile>,
+    generic: Option<PlatformFile<Length>>,
     /// Publisher V2's files carry it; this service has no Instagram publisher.
     #[allow(dead_code)]
-    instagram: Option<PlatformFile>,
+    instagram: Option<PlatformFile<Length>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// A platform's block, its caption length an `L` (the platform's range).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct TelegramFile {
-    max_caption_length: Option<TelegramLength>,
+struct PlatformFile<L> {
+    max_caption_length: Option<L>,
     max_hashtags: Option<Hashtags>,
     resize_width_px: Option<Width>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct PlatformFile {
-    max_caption_length: Option<Length>,
-    max_hashtags: Option<Hashtags>,
-    resize_width_px: Option<Width>,
+impl<L> Default for PlatformFile<L> {
+    fn default() -> Self {
+        Self {
+            max_caption_length: None,
+            max_hashtags: None,
+            resize_width_px: None,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,17 +115,7 @@ impl Layer for PlatformsFile {
     }
 }
 
-impl Layer for TelegramFile {
-    fn over(self, base: Self) -> Self {
-        Self {
-            max_caption_length: self.max_caption_length.or(base.max_caption_length),
-            max_hashtags: self.max_hashtags.or(base.max_hashtags),
-            resize_width_px: self.resize_width_px.or(base.resize_width_px),
-        }
-    }
-}
-
-impl Layer for PlatformFile {
+impl<L> Layer for PlatformFile<L> {
     fn over(self, base: Self) -> Self {
         Self {
             max_caption_length: self.max_caption_length.or(base.max_caption_length),
@@ -144,13 +137,17 @@ impl Layer for EmailFile {
     }
 }
 
-fn limit(length: Option<u64>, hashtags: Option<Hashtags>, width: Option<Width>) -> PlatformLimit {
-    // Every bound is far below usize::MAX and u32::MAX.
-    let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-    PlatformLimit {
-        max_caption_length: length.map_or(0, size),
-        max_hashtags: hashtags.map(|Int(n)| size(n)),
-        resize_width_px: width.map(|Int(n)| u32::try_from(n).unwrap_or(u32::MAX)),
+impl<const MIN: u64, const MAX: u64> From<PlatformFile<Int<MIN, MAX>>> for PlatformLimit {
+    fn from(file: PlatformFile<Int<MIN, MAX>>) -> Self {
+        // Every bound is far below usize::MAX and u32::MAX.
+        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        PlatformLimit {
+            max_caption_length: file.max_caption_length.map_or(0, |Int(n)| size(n)),
+            max_hashtags: file.max_hashtags.map(|Int(n)| size(n)),
+            resize_width_px: file
+                .resize_width_px
+                .map(|Int(n)| u32::try_from(n).unwrap_or(u32::MAX)),
+        }
     }
 }
 
@@ -161,21 +158,14 @@ impl From<PlatformsFile> for PlatformLimits {
         let email = file.email.unwrap_or_default();
         let generic = file.generic.unwrap_or_default();
         PlatformLimits {
-            telegram: limit(
-                telegram.max_caption_length.map(|Int(n)| n),
-                telegram.max_hashtags,
-                telegram.resize_width_px,
-            ),
-            email: limit(
-                email.max_caption_length.map(|Int(n)| n),
-                email.max_hashtags,
-                email.resize_width_px,
-            ),
-            generic: limit(
-                generic.max_caption_length.map(|Int(n)| n),
-                generic.max_hashtags,
-                generic.resize_width_px,
-            ),
+            telegram: telegram.into(),
+            email: PlatformFile {
+                max_caption_length: email.max_caption_length,
+                max_hashtags: email.max_hashtags,
+                resize_width_px: email.resize_width_px,
+            }
+            .into(),
+            generic: generic.into(),
             email_caption_target: match email.caption_target {
                 None | Some(Target::Subject) => CaptionTarget::Subject,
                 Some(Target::Body) => CaptionTarget::Body,
