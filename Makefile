@@ -14,6 +14,9 @@ PY_TOOLS := moto[server] aiosmtpd cargo-lambda cfn-lint
 RUN_DIR ?= $(CURDIR)/target/run-photos
 RUN_HOST ?= publisher.localhost
 RUN_PUBLISH ?= false
+# A static configuration directory for `make run` (e.g. STATIC=samples/static);
+# empty: the built-in defaults.
+STATIC ?=
 
 .PHONY: run test lint unit bench venv browser-test
 .PHONY: build deploy watch invoke-web invoke-publish invoke-warmup cfn-lint
@@ -24,7 +27,9 @@ run:
 	@password="$$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')"; \
 	echo; echo "  Publisher:      http://$(RUN_HOST):8000/"; \
 	echo "  Admin password: $$password"; \
-	echo "  Photos:         $(RUN_DIR) (a scratch copy of samples/photos)"; echo; \
+	echo "  Photos:         $(RUN_DIR) (a scratch copy of samples/photos)"; \
+	echo "  Static config:  $(if $(STATIC),$(abspath $(STATIC)),built-in defaults)"; echo; \
+	$(if $(STATIC),PV2_STATIC_CONFIG_DIR="$(abspath $(STATIC))") \
 	PORT=8000 STORAGE_PROVIDER=local LOCAL_STORAGE_DIR="$(RUN_DIR)" \
 	STORAGE_PATHS='{"root": "/", "keep": "keep", "remove": "reject"}' \
 	AUTO_VIEW=true FEATURE_PUBLISH=$(RUN_PUBLISH) WEB_SECURE_COOKIES=false \

@@ -19,6 +19,7 @@ pub mod settings;
 pub mod sidecar;
 pub mod single_use;
 pub mod source;
+pub mod static_config;
 pub mod storage;
 pub mod table;
 pub mod telemetry;

@@ -50,7 +50,11 @@ async fn main() {
         let sha = publisher::workflow::sha256_hex(&jpeg);
         let hashing = t.elapsed();
         let t = Instant::now();
-        let photo = publisher::publishers::telegram::prepare_photo(&jpeg).expect("photo");
+        let width = publisher::static_config::StaticConfig::defaults()
+            .platforms
+            .telegram
+            .resize_width_px;
+        let photo = publisher::publishers::telegram::prepare_photo(&jpeg, width).expect("photo");
         let prepare = t.elapsed();
         let size = image::load_from_memory(&photo).map(|i| (i.width(), i.height()));
         println!(

@@ -1,6 +1,8 @@
 //! The publish function's handler, without the Lambda runtime: an event in,
 //! one summary per host out (`docs/events.md`).
 
+pub mod preview_text;
+
 use std::time::SystemTime;
 
 use std::panic::AssertUnwindSafe;

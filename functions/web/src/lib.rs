@@ -43,6 +43,7 @@ pub fn router(app: Arc<App>) -> Router {
 /// tenant layer and guards (the tests add a failing one).
 pub fn router_with(app: Arc<App>, extra: Router<Arc<App>>) -> Router {
     let web_state = Arc::new(web_state::WebState::new(&app));
+    let pages = Arc::new(ui::Pages::new(app.settings.statics.clone()));
     let tenant_routes = routes::tenant_routes()
         .merge(extra)
         .fallback(responses::unknown_route)
@@ -53,6 +54,7 @@ pub fn router_with(app: Arc<App>, extra: Router<Arc<App>>) -> Router {
     routes::health_routes()
         .merge(tenant_routes)
         .layer(Extension(web_state))
+        .layer(Extension(pages))
         .layer(middleware::from_fn_with_state(
             app.clone(),
             cross_site::refuse_cross_site,

@@ -197,7 +197,7 @@ impl Workflow {
         let entry = &chosen.entry;
 
         // Caption: the sidecar's, else a new one when analysis is on.
-        let spec = CaptionSpec::for_config(config);
+        let spec = CaptionSpec::for_config(config, services.limits());
         let found = caption::find(
             services,
             &listing,
@@ -237,7 +237,13 @@ impl Workflow {
 
         if options.preview {
             summary.status = Status::Preview;
-            summary.preview = Some(send::preview(config, &caption, sidecar_text));
+            summary.preview = Some(send::preview(
+                config,
+                services.limits(),
+                &caption,
+                sidecar_text,
+                generated.as_ref().map(|g| g.analysis.clone()),
+            ));
         }
         let started = Instant::now();
         summary.results = if synthetic {

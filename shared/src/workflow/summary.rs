@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ai::Analysis;
 use crate::publishers::PublishResult;
 use crate::storage::StorageError;
 
@@ -180,12 +181,16 @@ impl fmt::Display for Reason {
 }
 
 /// What a preview shows beside the image: the caption each publisher would
-/// send, the e-mail subject and the sidecar text that would be written.
+/// send, the e-mail subject, the sidecar text that would be written and the
+/// analysis behind a new caption.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Preview {
     pub captions: BTreeMap<String, String>,
     pub email_subject: Option<String>,
     pub sidecar: Option<String>,
+    /// The vision analysis behind a new caption; `None` when the caption
+    /// came from the sidecar or analysis is off.
+    pub analysis: Option<Analysis>,
 }
 
 /// One host's answer: `{host, tenant, status, image, results, archived, error}`

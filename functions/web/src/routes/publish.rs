@@ -55,7 +55,8 @@ pub async fn analyze(
         Caption::Generated(generated) => generated,
     };
     let config = &tenant.config.config;
-    let caption = CaptionSpec::for_config(config).with_hashtags(&generated.captions.caption);
+    let caption = CaptionSpec::for_config(config, services.limits())
+        .with_hashtags(&generated.captions.caption);
     let written = !config.content.debug && {
         let text = caption::sidecar_for(&entry, None, &generated, &caption, config)
             .render(config.captionfile.extended_metadata_enabled);
