@@ -15,6 +15,9 @@ RUN_DIR ?= $(CURDIR)/target/run-photos
 RUN_HOST ?= publisher.localhost
 RUN_PORT ?= 8000
 RUN_PUBLISH ?= false
+# A static configuration directory for `make run` and `make watch`
+# (e.g. STATIC=samples/static); empty: the built-in defaults.
+STATIC ?=
 
 .PHONY: run test lint unit bench venv browser-test
 .PHONY: build deploy watch invoke-web invoke-publish invoke-warmup cfn-lint
@@ -28,7 +31,8 @@ login_env = WEB_SECURE_COOKIES=false WEB_ADMIN_PASSWORD="$$password" \
 
 # The embedded default of `make run` and `make watch`: one standalone tenant
 # over $(1), a scratch copy of samples/photos made by $(call scratch_photos,$(1)),
-# anyone may view, publishing on when $(2) is true. Its one publisher is a
+# anyone may view, publishing on when $(2) is true, the static configuration
+# of $(STATIC) when it is set. Its one publisher is a
 # Telegram channel under content.debug, so a publish is a synthetic success
 # that sends, writes and moves nothing (the bot token is never used).
 scratch_photos = rm -rf "$(1)" && mkdir -p "$(1)" && cp -R samples/photos/. "$(1)/"
@@ -36,7 +40,8 @@ standalone_env = STORAGE_PROVIDER=local LOCAL_STORAGE_DIR="$(1)" \
   STORAGE_PATHS='{"root": "/", "keep": "keep", "remove": "reject"}' \
   AUTO_VIEW=true FEATURE_PUBLISH=$(2) CONTENT_SETTINGS='{"debug": true}' \
   PUBLISHERS='[{"type": "telegram", "channel_id": "-1001234567890"}]' \
-  TELEGRAM_BOT_TOKEN=unused-under-content-debug $(login_env)
+  TELEGRAM_BOT_TOKEN=unused-under-content-debug $(login_env) \
+  $(if $(STATIC),PV2_STATIC_CONFIG_DIR="$(abspath $(STATIC))")
 
 run:
 	$(call scratch_photos,$(RUN_DIR))
@@ -44,7 +49,8 @@ run:
 	@$(new_password); \
 	echo; echo "  Publisher:      http://$(RUN_HOST):$(RUN_PORT)/"; \
 	echo "  Admin password: $$password"; \
-	echo "  Photos:         $(RUN_DIR) (a scratch copy of samples/photos)"; echo; \
+	echo "  Photos:         $(RUN_DIR) (a scratch copy of samples/photos)"; \
+	echo "  Static config:  $(if $(STATIC),$(abspath $(STATIC)),built-in defaults)"; echo; \
 	PORT=$(RUN_PORT) $(call standalone_env,$(RUN_DIR),$(RUN_PUBLISH)) \
 	exec "$(CURDIR)/target/debug/web"
 

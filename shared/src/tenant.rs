@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use moka::sync::Cache;
 use tokio::sync::OnceCell;
 
-use crate::ai::{AiClient, Pacer};
+use crate::ai::{tenant_prompts, AiClient, Pacer};
 use crate::cache::SingleFlight;
 use crate::clock::Clock;
 use crate::config::{RuntimeConfig, StorageProvider};
@@ -22,6 +22,7 @@ use crate::publishers::telegram::Telegram;
 use crate::secrets::{Credential, CredentialErrorKind, Role};
 use crate::settings::{CacheSettings, Settings};
 use crate::source::ConfigSource;
+use crate::static_config::{PlatformLimits, StaticConfig};
 use crate::storage::{
     DropboxApp, DropboxStorage, FileEntry, Listing, ListingCache, LocalStorage, Storage,
     StorageError, TokenCache,
@@ -87,6 +88,11 @@ impl TenantServices {
         Ok(self.listing().await?.files().clone())
     }
 
+    /// The caption and image limits per platform (`platform_limits.yaml`).
+    pub fn limits(&self) -> &PlatformLimits {
+        &self.clients.statics.platforms
+    }
+
     /// Drops the cached listing, after a file moved in or out of the folder.
     pub fn forget_images(&self) {
         self.listing.forget();
@@ -125,15 +131,19 @@ impl TenantServices {
                 let ai = config.ai.clone()?;
                 let credential = self.credential(Role::Openai, request_id).await?;
                 let clients = &self.clients;
-                Some(Arc::new(AiClient::new(
-                    clients.http.clone(),
-                    &clients.openai_url,
-                    credential.secret().clone(),
-                    ai,
-                    &self.config.tenant,
-                    clients.pacer.clone(),
-                    clients.clock.clone(),
-                )))
+                let prompts = tenant_prompts(&ai, &config.confirmation, &clients.statics.prompts);
+                Some(Arc::new(
+                    AiClient::new(
+                        clients.http.clone(),
+                        &clients.openai_url,
+                        credential.secret().clone(),
+                        ai,
+                        &self.config.tenant,
+                        clients.pacer.clone(),
+                        clients.clock.clone(),
+                    )
+                    .with_prompts(prompts),
+                ))
             })
             .await
             .clone()
@@ -176,6 +186,7 @@ impl TenantServices {
                     confirmation: config.confirmation.clone(),
                     password: credential.secret().clone(),
                     extra_ca: self.clients.smtp_tls_ca_file.clone(),
+                    statics: self.clients.statics.clone(),
                 }))
             })
             .await
@@ -203,6 +214,8 @@ struct Clients {
     telegram_url: String,
     smtp_tls_ca_file: Option<PathBuf>,
     pacer: Arc<Pacer>,
+    /// Prompts, limits and e-mail defaults (`PV2_STATIC_CONFIG_DIR`).
+    statics: Arc<StaticConfig>,
     clock: Clock,
 }
 
@@ -243,6 +256,7 @@ impl TenantRegistry {
                 telegram_url: services.telegram.clone(),
                 smtp_tls_ca_file: services.smtp_tls_ca_file.clone(),
                 pacer: Arc::new(Pacer::new(settings.ai_rate_per_minute, clock.clone())),
+                statics: settings.statics.clone(),
                 http,
                 clock,
             }),

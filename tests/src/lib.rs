@@ -12,6 +12,7 @@ pub mod fake_orchestrator;
 pub mod fake_server;
 pub mod fake_telegram;
 pub mod harness;
+pub mod images;
 pub mod lambda;
 pub mod local_orchestrator;
 pub mod log_capture;

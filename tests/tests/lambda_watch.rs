@@ -310,7 +310,7 @@ async fn the_functions_answer_their_event_files_under_cargo_lambda_watch() {
     let items = scan_all(&table).await;
     assert!(items.iter().all(|i| {
         let sk = attr_s(i, "sk");
-        sk == "RUNTIME" || sk == "LEASE" || sk.starts_with("CREDCHECK#")
+        ["RUNTIME", "LEASE", "NOTFOUND"].contains(&sk) || sk.starts_with("CREDCHECK#")
     }));
 
     let report = |name: &str, cold: &Invocation, warm: &Invocation| {

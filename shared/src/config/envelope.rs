@@ -402,8 +402,8 @@ mod tests {
                 }),
                 fetlife: Some(FetlifeConfig {
                     recipient: "123456@upload.fetlife.example".into(),
-                    caption_target: CaptionTarget::Both,
-                    subject_mode: SubjectMode::Private,
+                    caption_target: Some(CaptionTarget::Both),
+                    subject_mode: Some(SubjectMode::Private),
                 }),
             },
             email_server: Some(EmailServer {
@@ -434,7 +434,7 @@ mod tests {
             },
             confirmation: Confirmation {
                 confirmation_to_sender: true,
-                confirmation_tags_count: 5,
+                confirmation_tags_count: Some(5),
                 confirmation_tags_nature: Some(
                     "short, lowercase, human-friendly topical nouns".into(),
                 ),
@@ -501,7 +501,7 @@ mod tests {
             c.confirmation,
             Confirmation {
                 confirmation_to_sender: true,
-                confirmation_tags_count: 5,
+                confirmation_tags_count: None,
                 confirmation_tags_nature: None,
             }
         );
@@ -596,8 +596,8 @@ mod tests {
             p.fetlife,
             Some(FetlifeConfig {
                 recipient: "b@x".into(),
-                caption_target: CaptionTarget::Subject,
-                subject_mode: SubjectMode::Normal,
+                caption_target: None,
+                subject_mode: None,
             })
         );
     }
@@ -614,7 +614,7 @@ mod tests {
         let f = p.fetlife.unwrap();
         assert_eq!(
             (f.caption_target, f.subject_mode),
-            (CaptionTarget::Body, SubjectMode::Avatar)
+            (Some(CaptionTarget::Body), Some(SubjectMode::Avatar))
         );
 
         let mismatched = with_email(json!({
@@ -686,10 +686,15 @@ mod tests {
                 .confirmation
                 .confirmation_tags_count
         };
-        assert_eq!(count(json!(-3)), 0);
-        assert_eq!(count(json!(0)), 0);
-        assert_eq!(count(json!(12)), 12);
-        assert_eq!(count(json!(i64::MAX)), u32::MAX);
+        assert_eq!(count(json!(-3)), Some(0));
+        assert_eq!(count(json!(0)), Some(0));
+        assert_eq!(count(json!(12)), Some(12));
+        assert_eq!(count(json!(i64::MAX)), Some(u32::MAX));
+        assert_eq!(
+            count(Value::Null),
+            None,
+            "absent: the static default applies"
+        );
     }
 
     #[test]
