@@ -241,11 +241,47 @@ fn make_command(args: &[&str]) -> Command {
     command
 }
 
-/// Runs `make -s <args>` to its end.
+/// How long a `make` command may take: an invocation that its function
+/// never answers (one that could not start: `cargo lambda watch` then keeps
+/// the invocation waiting) fails the test instead of hanging it.
+const MAKE_DEADLINE: Duration = Duration::from_secs(300);
+
+/// Runs `make -s <args>` to its end, in a process group of its own that is
+/// stopped if it outlives [`MAKE_DEADLINE`].
 pub fn make(args: &[&str]) -> Output {
-    make_command(&[&["-s"], args].concat())
-        .output()
-        .unwrap_or_else(|e| panic!("make {args:?}: {e}"))
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let file = |path: &Path| std::fs::File::create(path).expect("an output file");
+    let mut child = make_command(&[&["-s"], args].concat())
+        .stdout(file(&out))
+        .stderr(file(&err))
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("make {args:?}: {e}"));
+    let read = |path: &Path| std::fs::read(path).unwrap_or_default();
+    let deadline = Instant::now() + MAKE_DEADLINE;
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+            panic!(
+                "make {args:?} did not end within {} s:\n{}",
+                MAKE_DEADLINE.as_secs(),
+                String::from_utf8_lossy(&read(&err))
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: read(&out),
+        stderr: read(&err),
+    }
 }
 
 /// A `make` command's answer: its stdout as JSON, once it succeeded

@@ -147,7 +147,7 @@ async fn make_watch_and_each_make_invoke_answer_as_the_readme_says() {
     let (out, _) = invoke("web", &port_var);
     assert_eq!(features(&answered(&out, &watch.output())), web_features);
     assert_eq!(
-        login(&emulator, "publisher.localhost", "change-me").await,
+        login(&emulator, "publisher.localhost", "change-me-please").await,
         200
     );
     let (out, _) = invoke("publish", &port_var);
