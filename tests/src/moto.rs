@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::create_table::CreateTableError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
@@ -154,11 +155,15 @@ pub async fn create_table(table: &Table) -> Result<(), String> {
         .attribute_definitions(attr("sk")?)
         .send()
         .await;
-    match created.map_err(|e| e.into_service_error()) {
-        Ok(_) => {}
+    if let Err(error) = created {
         // Already there: created by an earlier run on the same server.
-        Err(CreateTableError::ResourceInUseException(_)) => return Ok(()),
-        Err(error) => return Err(format!("create table: {error}")),
+        if matches!(
+            error.as_service_error(),
+            Some(CreateTableError::ResourceInUseException(_))
+        ) {
+            return Ok(());
+        }
+        return Err(format!("create table: {}", DisplayErrorContext(&error)));
     }
     let ttl = TimeToLiveSpecification::builder()
         .enabled(true)
@@ -172,7 +177,7 @@ pub async fn create_table(table: &Table) -> Result<(), String> {
         .time_to_live_specification(ttl)
         .send()
         .await
-        .map_err(|e| format!("enable ttl: {}", e.into_service_error()))?;
+        .map_err(|e| format!("enable ttl: {}", DisplayErrorContext(&e)))?;
     Ok(())
 }
 
