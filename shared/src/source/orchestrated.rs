@@ -178,9 +178,15 @@ impl Orchestrated {
 
     /// The slow path of one lookup, shared by the instance's concurrent callers.
     async fn load(&self, host: &str, request_id: &str) -> Result<Arc<RuntimeConfig>, SourceError> {
+        // A request that missed memory just as the previous lookup finished
+        // finds that lookup's answer here instead of starting another.
         let memory = match self.runtime.get(host) {
+            Some(RuntimeEntry::Found(config)) if config.is_fresh(self.clock.now()) => {
+                return Ok(config)
+            }
+            Some(RuntimeEntry::NotFound { .. }) => return Err(SourceError::NotFound),
             Some(RuntimeEntry::Found(config)) => Some(config),
-            _ => None,
+            None => None,
         };
         let Some(tier) = &self.tier else {
             return self.refresh_or_stale(host, request_id, memory, false).await;
