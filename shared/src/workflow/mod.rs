@@ -188,13 +188,26 @@ impl Workflow {
         )
         .await;
         timing.selection = started.elapsed();
-        let chosen = match chosen {
+        let select::Chosen {
+            entry,
+            bytes,
+            sha256,
+            claimed,
+        } = match chosen {
             Ok(chosen) => chosen,
             Err(reason) => return (stop(reason), timing),
         };
+        // The run's claim on the image, when it holds one.
+        let claim = claimant.filter(|_| claimed).map(|c| Settle {
+            tenant: name,
+            sha256: &sha256,
+            holder: c.holder,
+            image: &entry.name,
+            request_id,
+        });
         let mut summary = Summary::new(&tenant.host, Some(name), Status::Published);
-        summary.image = Some(chosen.entry.name.clone());
-        let entry = &chosen.entry;
+        summary.image = Some(entry.name.clone());
+        let entry = &entry;
 
         // Caption: the sidecar's, else a new one when analysis is on.
         let spec = CaptionSpec::for_config(config, services.limits());
@@ -221,7 +234,7 @@ impl Workflow {
 
         // Sidecar: only when there is something new to keep.
         let sidecar_text = generated.as_ref().map(|g| {
-            caption::sidecar_for(entry, Some(&chosen.sha256), g, &caption, config)
+            caption::sidecar_for(entry, Some(&sha256), g, &caption, config)
                 .render(config.captionfile.extended_metadata_enabled)
         });
         let started = Instant::now();
@@ -253,15 +266,9 @@ impl Workflow {
                 .as_ref()
                 .map(|g| g.analysis.tags.clone())
                 .unwrap_or_default();
-            send::send(
-                services,
-                entry,
-                chosen.bytes.clone(),
-                &caption,
-                &tags,
-                request_id,
-            )
-            .await
+            // Moved, not cloned: the image's only copy goes to the publishers,
+            // which drop it as soon as they are done with it.
+            send::send(services, entry, bytes, &caption, &tags, request_id).await
         };
         timing.publish = started.elapsed();
         let stopped = if summary.results.is_empty() {
@@ -274,7 +281,7 @@ impl Workflow {
         };
         if let Some(reason) = stopped {
             // Nothing went out: the image is free for the next run.
-            self.settle(name, &chosen, claimant, None, request_id).await;
+            self.settle(claim.as_ref(), None).await;
             return (summary.with_reason(reason), timing);
         }
         if synthetic {
@@ -301,7 +308,7 @@ impl Workflow {
             services.forget_images();
         }
         let posted = PostedImage {
-            sha256: chosen.sha256.clone(),
+            sha256: sha256.clone(),
             content_hash: entry.content_hash.clone(),
             image_name: entry.name.clone(),
             posted_at: self.clock.now(),
@@ -313,8 +320,7 @@ impl Workflow {
                 .collect(),
             uncertain: false,
         };
-        self.settle(name, &chosen, claimant, Some(&posted), request_id)
-            .await;
+        self.settle(claim.as_ref(), Some(&posted)).await;
         timing.archive = started.elapsed();
         (summary, timing)
     }
@@ -323,25 +329,30 @@ impl Workflow {
     /// posted set (in the same write), `None` frees it. A failure is logged:
     /// an unsettled claim runs out and its image is then recorded as posted
     /// (uncertain), never sent twice.
-    async fn settle(
-        &self,
-        tenant: &str,
-        chosen: &select::Chosen,
-        claimant: Option<&Claimant<'_>>,
-        posted: Option<&PostedImage>,
-        request_id: &str,
-    ) {
-        let Some(claimant) = claimant.filter(|_| chosen.claimed) else {
+    async fn settle(&self, claim: Option<&Settle<'_>>, posted: Option<&PostedImage>) {
+        let Some(claim) = claim else {
             return;
         };
         let settled = self
             .ledger
-            .settle_image(tenant, &chosen.sha256, claimant.holder, posted)
+            .settle_image(claim.tenant, claim.sha256, claim.holder, posted)
             .await;
         if let Err(error) = settled {
-            tracing::error!(request_id, tenant, image = %chosen.entry.name, published = posted.is_some(), %error, "the image claim was not settled");
+            tracing::error!(
+                request_id = claim.request_id, tenant = claim.tenant, image = claim.image,
+                published = posted.is_some(), %error, "the image claim was not settled"
+            );
         }
     }
+}
+
+/// The claim a run holds on its image, to settle when it ends.
+struct Settle<'a> {
+    tenant: &'a str,
+    sha256: &'a str,
+    holder: &'a str,
+    image: &'a str,
+    request_id: &'a str,
 }
 
 /// A duplicate delivery's answer: the first run's outcome, when it has one.
