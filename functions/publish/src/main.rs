@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use publisher::app::App;
+use publisher::metrics::{self, Sink};
 use publisher::settings::Settings;
 use serde_json::Value;
 
@@ -34,15 +35,19 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let sink = if in_lambda { Sink::Stdout } else { Sink::Log };
+    metrics::install(&app.settings.metrics_namespace, "publish", sink);
     if in_lambda {
         let served = lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
             let app = app.clone();
             async move {
                 let deadline = event.context.deadline();
                 let request_id = event.context.request_id.clone();
-                publish::handle(&app, event.payload, Some(deadline), &request_id)
+                let answer = publish::handle(&app, event.payload, Some(deadline), &request_id)
                     .await
-                    .map_err(lambda_runtime::Error::from)
+                    .map_err(lambda_runtime::Error::from);
+                metrics::flush(&request_id);
+                answer
             }
         }))
         .await;
@@ -76,7 +81,9 @@ async fn run_once(app: &App) -> ExitCode {
         }
     };
     let request_id = uuid::Uuid::new_v4().to_string();
-    match publish::handle(app, event, None, &request_id).await {
+    let answer = publish::handle(app, event, None, &request_id).await;
+    metrics::flush(&request_id);
+    match answer {
         Ok(answer) => {
             println!("{answer:#}");
             ExitCode::SUCCESS

@@ -14,6 +14,7 @@ mod images;
 mod login_limit;
 mod oidc;
 mod request_id;
+mod request_metrics;
 mod responses;
 mod routes;
 mod signing;
@@ -47,5 +48,6 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(Extension(web_state))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::from_fn(request_id::request_id))
+        .layer(middleware::from_fn(request_metrics::record))
         .with_state(app)
 }

@@ -225,8 +225,9 @@ impl RuntimeTier {
         }
     }
 
-    /// Every host with a runtime item (the warmup refreshes them all).
-    pub async fn hosts(&self) -> Result<Vec<String>, TierError> {
+    /// Every host with a runtime item, and until when its copy is fresh
+    /// (the warmup refreshes those that need it, oldest first).
+    pub async fn copies(&self) -> Result<Vec<HostCopy>, TierError> {
         let items: Vec<HashMap<String, AttributeValue>> = self
             .table
             .client
@@ -234,7 +235,7 @@ impl RuntimeTier {
             .table_name(&self.table.name)
             .filter_expression("sk = :sk")
             .expression_attribute_values(":sk", s(RUNTIME_SK))
-            .projection_expression("pk")
+            .projection_expression("pk, fresh_until")
             .into_paginator()
             .items()
             .send()
@@ -243,10 +244,27 @@ impl RuntimeTier {
             .map_err(|e| DynamoError::from_sdk("Scan", &e))?;
         Ok(items
             .iter()
-            .filter_map(|item| item.get("pk")?.as_s().ok()?.strip_prefix("HOST#"))
-            .map(str::to_string)
+            .filter_map(|item| {
+                let host = item.get("pk")?.as_s().ok()?.strip_prefix("HOST#")?;
+                let fresh_until = item
+                    .get("fresh_until")
+                    .and_then(|v| v.as_n().ok()?.parse().ok())
+                    .and_then(|secs| UNIX_EPOCH.checked_add(Duration::from_secs(secs)));
+                Some(HostCopy {
+                    host: host.to_string(),
+                    fresh_until,
+                })
+            })
             .collect())
     }
+}
+
+/// A host the table holds a copy of, and until when the copy is fresh
+/// (`None`: unreadable, refreshed first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostCopy {
+    pub host: String,
+    pub fresh_until: Option<SystemTime>,
 }
 
 fn config_version(item: Option<&HashMap<String, AttributeValue>>) -> Option<String> {

@@ -13,7 +13,7 @@ use crate::cache::{
 };
 use crate::clock::Clock;
 use crate::config::{parse_envelope, Envelope, RuntimeConfig, RuntimeEnvelope};
-use crate::metrics::{Counter, Counters};
+use crate::metrics::{self, Counter, Counters, Metric};
 use crate::orchestrator::OrchestratorClient;
 use crate::secrets::{Credential, CredentialErrorKind};
 use crate::settings::{CacheSettings, OrchestratorSettings};
@@ -137,8 +137,9 @@ impl Orchestrated {
             })
             .await;
         let result = result.unwrap_or(Err(SourceError::Unavailable));
-        if matches!(&result, Ok(config) if !config.is_fresh(now)) {
-            self.counters.incr(Counter::RuntimeStaleServe);
+        if let Some(config) = result.as_ref().ok().filter(|c| !c.is_fresh(now)) {
+            self.counters
+                .incr_for(Counter::RuntimeStaleServe, &config.tenant);
         }
         result
     }
@@ -259,6 +260,7 @@ impl Orchestrated {
                 replaced,
             };
         };
+        metrics::record(Metric::RuntimeFromOrchestrator);
         let fetched_at = self.clock.now();
         let ttl = self.cache.runtime_ttl(parsed.ttl_seconds);
         let config =

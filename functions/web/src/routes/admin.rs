@@ -7,6 +7,7 @@ use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use publisher::metrics::{self, Metric};
 use publisher::tenant::TenantContext;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -45,6 +46,9 @@ pub async fn login(
     let tenant_id = &tenant.config.tenant;
     if let Err(retry_after) = state.logins.begin(&client, tenant_id) {
         tracing::warn!(request_id = id.0, tenant = %tenant_id, client, "admin login refused: too many failures");
+        metrics::record(Metric::LoginRefused {
+            reason: "too_many_failures",
+        });
         let mut response = detail(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many failed login attempts; try again later",
@@ -61,6 +65,7 @@ pub async fn login(
         .is_some_and(|g| secrets_equal(&g.password, password.expose_secret()));
     if !matches {
         tracing::info!(request_id = id.0, tenant = %tenant_id, client, "admin login failed");
+        metrics::record(Metric::LoginFailure { method: "password" });
         return match given {
             Some(_) => detail(StatusCode::UNAUTHORIZED, "Invalid password"),
             None => detail(
