@@ -15,5 +15,7 @@ pub mod harness;
 pub mod lambda;
 pub mod log_capture;
 pub mod moto;
+pub mod rate_limit;
 pub mod smtp;
+pub mod sqs;
 pub mod tables;

@@ -36,7 +36,8 @@ use plan::{plan, Budget, Job};
 use warm::{warm_all, Limits};
 
 /// Hosts warmed at a time (each with up to four credential checks at once);
-/// the throttle, not this, sets the pace of the orchestrator calls.
+/// the throttle, not this, sets the pace of the orchestrator calls, and
+/// lets this many go at once after a pause.
 pub const CONCURRENCY: usize = 16;
 /// Time kept before the invocation's deadline to answer.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
@@ -212,7 +213,7 @@ async fn handle_with(
     };
     orchestrated
         .throttle()
-        .set_rate(settings.max_orchestrator_rps);
+        .set_rate(settings.max_orchestrator_rps, CONCURRENCY as u32);
     let budget = Budget::new(Some(calls), jobs.len());
     let results = warm_all(app, &orchestrated, jobs, &budget, limits, request_id).await;
     warm::record(&results);
@@ -265,9 +266,10 @@ async fn consume(
     let orchestrated = orchestrated(app)?;
     let settings = &app.settings.warmup;
     // Each of the queue's concurrent consumers keeps its share of the ceiling.
-    orchestrated
-        .throttle()
-        .set_rate(settings.max_orchestrator_rps / f64::from(settings.queue_concurrency));
+    orchestrated.throttle().set_rate(
+        settings.max_orchestrator_rps / f64::from(settings.queue_concurrency),
+        CONCURRENCY as u32,
+    );
     let mut ids = Vec::new();
     let mut jobs = Vec::new();
     for record in batch.records {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use futures::{stream, FutureExt, StreamExt};
 use publisher::app::App;
@@ -18,6 +18,12 @@ use publisher::source::{Orchestrated, Refresh, SourceError};
 use crate::checks::check_due;
 use crate::plan::{Budget, Job};
 use crate::{HostResult, Status, CONCURRENCY};
+
+/// How long a consumer's claim on a host's refresh holds: longer than a
+/// refresh takes, shorter than the queue's visibility timeout (120 s in
+/// template.yaml), so that a message delivered again after a failure is
+/// warmed again.
+const CLAIM: Duration = Duration::from_secs(60);
 
 /// Where a run's time ends.
 #[derive(Debug, Clone, Copy)]
@@ -99,7 +105,7 @@ async fn warm_host(
         }
     };
     if let Some(since) = job.dispatched_at {
-        if refreshed_since(orchestrated, &host, since, request_id).await {
+        if !claimed(orchestrated, &host, since, request_id).await {
             return None;
         }
     }
@@ -143,23 +149,23 @@ async fn warm_host(
     }
 }
 
-/// Has the host's table copy been fetched at or after `since` (by another
-/// consumer, or a web or publish instance)?
-async fn refreshed_since(
+/// May this consumer refresh the host handed out at `since`: not fetched
+/// since then, and not being refreshed by another consumer (SQS delivers a
+/// message twice now and then)? A table that cannot say lets it refresh.
+async fn claimed(
     orchestrated: &Orchestrated,
     host: &str,
     since: SystemTime,
     request_id: &str,
 ) -> bool {
     let Some(tier) = orchestrated.tier() else {
-        return false;
+        return true;
     };
-    match tier.get(host, true).await {
-        Ok(Some(item)) => item.fetched_at >= since,
-        Ok(None) => false,
+    match tier.claim_refresh(host, since, CLAIM).await {
+        Ok(claimed) => claimed,
         Err(error) => {
-            tracing::debug!(request_id, host, %error, "warmup: copy unreadable; refreshing");
-            false
+            tracing::debug!(request_id, host, %error, "warmup: cannot claim the refresh; refreshing");
+            true
         }
     }
 }

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use crate::clock::Clock;
@@ -222,6 +223,53 @@ impl RuntimeTier {
                 Err(DynamoError::from_sdk("UpdateItem", &error).into())
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Claims the host's refresh for the warmup consumer of a batch handed
+    /// out at `since`, for `window`: `false` when its copy was fetched since
+    /// then, or another consumer holds the claim (a message SQS delivered
+    /// twice). A host without a copy is always claimed. The claim lives on
+    /// the runtime item and goes with its next write.
+    pub async fn claim_refresh(
+        &self,
+        host: &str,
+        since: SystemTime,
+        window: Duration,
+    ) -> Result<bool, TierError> {
+        let now = self.clock.now();
+        let until = now.checked_add(window).unwrap_or(now);
+        let claimed = self
+            .table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .key("pk", s(pk(host)))
+            .key("sk", s(RUNTIME_SK))
+            .update_expression("SET warming_until = :until")
+            .condition_expression(
+                "attribute_exists(pk) AND fetched_at < :since \
+                 AND (attribute_not_exists(warming_until) OR warming_until < :now)",
+            )
+            .expression_attribute_values(":until", n(epoch_millis(until)))
+            .expression_attribute_values(":since", n(epoch_millis(since)))
+            .expression_attribute_values(":now", n(epoch_millis(now)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => Ok(true),
+            Err(error) if is_condition_failure(&error) => {
+                let had_copy = error
+                    .as_service_error()
+                    .and_then(|e| match e {
+                        UpdateItemError::ConditionalCheckFailedException(old) => old.item(),
+                        _ => None,
+                    })
+                    .is_some_and(|item| !item.is_empty());
+                Ok(!had_copy)
+            }
+            Err(error) => Err(DynamoError::from_sdk("UpdateItem", &error).into()),
         }
     }
 
