@@ -18,7 +18,7 @@
 
 mod emf;
 
-pub use emf::{flush, install, Sink};
+pub use emf::{flush, install, set_function, Sink};
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

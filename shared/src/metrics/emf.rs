@@ -37,6 +37,8 @@ pub enum Sink {
 struct Emitter {
     collector: &'static Collector,
     sink: Sink,
+    /// The `function` dimension of every metric.
+    function: Mutex<&'static str>,
     /// Latency samples taken per metric since the last flush.
     samples: Mutex<HashMap<String, usize>>,
 }
@@ -52,7 +54,6 @@ pub fn install(namespace: &str, function: &'static str, sink: Sink) -> bool {
     }
     let built = metrics_cloudwatch_embedded::Builder::new()
         .cloudwatch_namespace(namespace.to_string())
-        .with_dimension("function", function)
         .init();
     let collector = match built {
         Ok(collector) => collector,
@@ -68,6 +69,7 @@ pub fn install(namespace: &str, function: &'static str, sink: Sink) -> bool {
     let emitter = Emitter {
         collector,
         sink,
+        function: Mutex::new(function),
         samples: Mutex::default(),
     };
     if EMITTER.set(emitter).is_err() {
@@ -75,6 +77,14 @@ pub fn install(namespace: &str, function: &'static str, sink: Sink) -> bool {
     }
     record(Metric::ColdStart);
     true
+}
+
+/// Records the metrics that follow for `function` (a process is one
+/// function; the test that reads the documents plays all three in turn).
+pub fn set_function(function: &'static str) {
+    if let Some(emitter) = EMITTER.get() {
+        *emitter.function.lock().unwrap_or_else(|e| e.into_inner()) = function;
+    }
 }
 
 /// Writes the metrics recorded since the last flush, one document per
@@ -105,7 +115,7 @@ pub fn flush(request_id: &str) {
         }
         Sink::Log => {
             for document in String::from_utf8_lossy(&documents).lines() {
-                tracing::debug!(target: "publisher::metrics", request_id, "{document}");
+                tracing::debug!(target: "publisher::metrics", "{document}");
             }
         }
     }
@@ -113,10 +123,10 @@ pub fn flush(request_id: &str) {
 
 /// Adds `by` to a counter.
 pub(super) fn count(name: &'static str, labels: &[(&'static str, &str)], by: u64) {
-    if EMITTER.get().is_none() {
+    let Some(emitter) = EMITTER.get() else {
         return;
-    }
-    ::metrics::counter!(name, to_labels(labels)).increment(by);
+    };
+    ::metrics::counter!(name, emitter.labels(labels)).increment(by);
 }
 
 /// Records a latency in milliseconds, while the document has room for it.
@@ -133,12 +143,19 @@ pub(super) fn latency(name: &'static str, labels: &[(&'static str, &str)], took:
         }
         *taken += 1;
     }
-    ::metrics::histogram!(name, to_labels(labels)).record(took.as_secs_f64() * 1000.0);
+    ::metrics::histogram!(name, emitter.labels(labels)).record(took.as_secs_f64() * 1000.0);
 }
 
-fn to_labels(labels: &[(&'static str, &str)]) -> Vec<Label> {
-    labels
-        .iter()
-        .map(|(key, value)| Label::new(*key, value.to_string()))
-        .collect()
+impl Emitter {
+    /// The function, then `labels`: the metric's dimensions.
+    fn labels(&self, labels: &[(&'static str, &str)]) -> Vec<Label> {
+        let function = *self.function.lock().unwrap_or_else(|e| e.into_inner());
+        std::iter::once(Label::new("function", function))
+            .chain(
+                labels
+                    .iter()
+                    .map(|(key, value)| Label::new(*key, value.to_string())),
+            )
+            .collect()
+    }
 }
