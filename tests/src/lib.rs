@@ -10,6 +10,7 @@ pub mod fake_oidc;
 pub mod fake_openai;
 pub mod fake_orchestrator;
 pub mod fake_server;
+pub mod fake_sqs;
 pub mod fake_telegram;
 pub mod harness;
 pub mod lambda;

@@ -1,7 +1,8 @@
-//! A real SQS API for tests (moto's server, beside its DynamoDB), and what
-//! Lambda's SQS event source mapping does with a queue: receive a batch,
-//! hand it to the function as an event, delete the messages it did not
-//! report as failed, and deliver those again later.
+//! An SQS queue for tests (on moto's server, beside its DynamoDB, or on
+//! [`crate::fake_sqs`] for queues of thousands), and what Lambda's SQS event
+//! source mapping does with a queue: receive a batch, hand it to the
+//! function as an event, delete the messages it did not report as failed,
+//! and deliver those again later.
 
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, QueueAttributeName};
@@ -25,9 +26,14 @@ pub struct Batch {
 impl SqsQueue {
     /// Creates queue `name` on `moto`.
     pub async fn create(moto: &Moto, name: &str) -> SqsQueue {
+        Self::create_at(&moto.endpoint, name).await
+    }
+
+    /// Creates queue `name` on the SQS API at `endpoint`.
+    pub async fn create_at(endpoint: &str, name: &str) -> SqsQueue {
         let config = aws_sdk_sqs::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(&moto.endpoint)
+            .endpoint_url(endpoint)
             .region(Region::new("eu-central-1"))
             .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
             .build();

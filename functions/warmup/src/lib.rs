@@ -61,7 +61,7 @@ pub struct Answer {
     /// Hosts handed to the queue.
     #[serde(skip_serializing_if = "is_zero")]
     pub queued: usize,
-    /// Hosts the run had no time or no calls left for.
+    /// Hosts the run had no time or no calls left for, or could not queue.
     #[serde(skip_serializing_if = "is_zero")]
     pub not_refreshed: usize,
 }
@@ -193,7 +193,7 @@ async fn handle_with(
         .and_then(|end| end.duration_since(now).ok())
         .unwrap_or_default();
     let calls = (settings.max_orchestrator_rps * time.as_secs_f64()) as u64;
-    let (jobs, queued) = match queue {
+    let (jobs, queued, unsent) = match queue {
         // A lookup and a credential check per host must fit, or the queue's
         // consumers share the work.
         Some(queue) if jobs.len() as u64 * 2 > calls => {
@@ -201,15 +201,9 @@ async fn handle_with(
             let hosts: Vec<String> = due.into_iter().map(|j| j.host).collect();
             let sent = queue.send(&hosts, now, request_id).await;
             metrics::record(Metric::WarmupQueued { hosts: sent as u64 });
-            let unsent = hosts.len() - sent;
-            if unsent > 0 {
-                metrics::record(Metric::WarmupNotRefreshed {
-                    hosts: unsent as u64,
-                });
-            }
-            (forced, sent)
+            (forced, sent, hosts.len() - sent)
         }
-        _ => (jobs, 0),
+        _ => (jobs, 0, 0),
     };
     orchestrated
         .throttle()
@@ -218,13 +212,13 @@ async fn handle_with(
     let results = warm_all(app, &orchestrated, jobs, &budget, limits, request_id).await;
     warm::record(&results);
     let results: Vec<HostResult> = results.into_iter().flatten().collect();
-    let not_refreshed = results.iter().filter(|r| r.out_of_time).count();
+    let not_refreshed = unsent + results.iter().filter(|r| r.out_of_time).count();
     if not_refreshed > 0 {
         tracing::warn!(
             request_id,
             not_refreshed,
             max_orchestrator_rps = settings.max_orchestrator_rps,
-            "warmup: hosts could not be refreshed within the run's time under the orchestrator ceiling"
+            "warmup: hosts could not be refreshed (or queued) within the run's time under the orchestrator ceiling"
         );
         metrics::record(Metric::WarmupNotRefreshed {
             hosts: not_refreshed as u64,
