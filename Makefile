@@ -109,7 +109,7 @@ cfn-lint: venv
 	"$(VENV)/bin/cfn-lint" template.yaml
 
 # The warmup keeping 10 000 hosts fresh under the orchestrator's ceiling, on
-# moto's DynamoDB and SQS (docs/performance.md); `make test` runs the same
+# moto's DynamoDB and a fake SQS (docs/performance.md); `make test` runs the same
 # test with 500 hosts. Long: not part of `make test`.
 SCALE_HOSTS ?= 10000
 .PHONY: scale

@@ -87,7 +87,8 @@ fn serve(state: &Mutex<State>, headers: &HeaderMap, body: &[u8]) -> Response {
                     .as_str()
                     .unwrap_or_default()
                     .to_string();
-                let twice = state.duplicate_every > 0 && state.sent % state.duplicate_every == 0;
+                let twice =
+                    state.duplicate_every > 0 && state.sent.is_multiple_of(state.duplicate_every);
                 if twice {
                     state.visible.push_back((id.clone(), body.clone()));
                 }
