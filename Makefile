@@ -217,3 +217,12 @@ invoke-warmup: venv
 
 cfn-lint: venv
 	"$(VENV)/bin/cfn-lint" template.yaml
+
+# The warmup keeping 10 000 hosts fresh under the orchestrator's ceiling, on
+# moto's DynamoDB and a fake SQS (docs/performance.md); `make test` runs the same
+# test with 500 hosts. Long: not part of `make test`.
+SCALE_HOSTS ?= 10000
+.PHONY: scale
+scale: venv
+	PUBLISHER_VENV="$(VENV)" WARMUP_SCALE_HOSTS=$(SCALE_HOSTS) $(CARGO) test -p publisher-tests \
+	  --test warmup_scale a_fleet_stays_fresh -- --nocapture

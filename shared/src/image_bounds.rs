@@ -7,6 +7,8 @@ use std::io::Cursor;
 
 use image::{ImageReader, Limits};
 
+use crate::metrics::{self, Metric};
+
 /// The most pixels an image may declare (100 megapixels).
 pub const MAX_PIXELS: u64 = 100_000_000;
 /// The most memory one decode may take: 100 megapixels at 4 bytes each.
@@ -21,8 +23,8 @@ pub struct TooLarge {
 }
 
 /// Refuses an image whose header declares more than [`MAX_PIXELS`], reading
-/// the header only. An unreadable header passes: the decoder will say what
-/// is wrong with the file.
+/// the header only, and counts the refusal (`images_refused`). An unreadable
+/// header passes: the decoder will say what is wrong with the file.
 pub fn check(bytes: &[u8]) -> Result<(), TooLarge> {
     let dimensions = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
@@ -30,6 +32,9 @@ pub fn check(bytes: &[u8]) -> Result<(), TooLarge> {
         .and_then(|reader| reader.into_dimensions().ok());
     match dimensions {
         Some((width, height)) if u64::from(width) * u64::from(height) > MAX_PIXELS => {
+            metrics::record(Metric::ImageRefused {
+                reason: "image_too_large",
+            });
             Err(TooLarge { width, height })
         }
         _ => Ok(()),

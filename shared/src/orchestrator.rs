@@ -11,10 +11,11 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::clock::Clock;
 use crate::config::Envelope;
-use crate::metrics::{Counter, Counters};
+use crate::metrics::{self, Counter, Counters, Metric};
 use crate::retry::{self, Finished, Policy, Step};
 use crate::secrets::{Credential, CredentialErrorKind, CredentialPayload, CredentialRef, Role};
 use crate::settings::OrchestratorSettings;
+use crate::throttle::Throttle;
 
 /// 250 ms doubling per retry, at most 5 s (a `Retry-After` too), plus jitter.
 fn retry_policy(attempts: u32) -> Policy {
@@ -42,6 +43,17 @@ pub enum OrchestratorError {
 }
 
 impl OrchestratorError {
+    /// The error's kind, as a metric dimension.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::Forbidden => "forbidden",
+            Self::Rejected(_) => "rejected",
+            Self::Unavailable(_) => "unavailable",
+            Self::InvalidResponse => "invalid_response",
+        }
+    }
+
     /// The credential-resolution kind this error stands for.
     pub fn credential_kind(&self) -> CredentialErrorKind {
         match self {
@@ -66,6 +78,8 @@ pub struct OrchestratorClient {
     retry: Policy,
     clock: Clock,
     counters: Arc<Counters>,
+    /// The warmup's ceiling on calls per second (off elsewhere).
+    throttle: Throttle,
 }
 
 impl OrchestratorClient {
@@ -86,9 +100,15 @@ impl OrchestratorClient {
             get_only: AtomicBool::new(!settings.prefer_post),
             timeout: settings.timeout,
             retry: retry_policy(settings.max_attempts),
+            throttle: Throttle::new(clock.clone()),
             clock,
             counters,
         }
+    }
+
+    /// The pace of this process's calls (the warmup sets a rate).
+    pub fn throttle(&self) -> &Throttle {
+        &self.throttle
     }
 
     /// `Ok(None)` is the orchestrator's 404: unknown host, disabled tenant or
@@ -143,22 +163,24 @@ impl OrchestratorClient {
         self.counters.incr(Counter::OrchestratorCalls);
         let url = format!("{}/v1/credentials/resolve", self.base_url);
         let body = serde_json::json!({ "credentials_ref": cref.expose() });
-        let (status, bytes) = self
+        let answer = self
             .send("credential_resolve", tenant, request_id, |c| {
                 c.post(&url).header("X-Tenant", tenant).json(&body)
             })
             .await
-            .map_err(|e| e.credential_kind())?;
-        let kind = match status {
-            StatusCode::OK => {
-                let payload: CredentialPayload =
-                    serde_json::from_slice(&bytes).map_err(|_| CredentialErrorKind::Unavailable)?;
-                return payload.into_credential(role);
-            }
-            StatusCode::NOT_FOUND => CredentialErrorKind::NotFound,
-            _ => CredentialErrorKind::Unavailable,
-        };
-        Err(kind)
+            .map_err(|e| e.credential_kind());
+        let resolved = answer.and_then(|(status, bytes)| match status {
+            StatusCode::OK => serde_json::from_slice::<CredentialPayload>(&bytes)
+                .map_err(|_| CredentialErrorKind::Unavailable)?
+                .into_credential(role),
+            StatusCode::NOT_FOUND => Err(CredentialErrorKind::NotFound),
+            _ => Err(CredentialErrorKind::Unavailable),
+        });
+        metrics::record(Metric::CredentialResolution {
+            role,
+            error: resolved.as_ref().err().copied(),
+        });
+        resolved
     }
 
     /// Sends one logical call, retrying 429 / 5xx / transport errors; on a
@@ -174,11 +196,11 @@ impl OrchestratorClient {
     ) -> Result<(StatusCode, bytes::Bytes), OrchestratorError> {
         let started = Instant::now();
         let first = self.active_token.load(Ordering::Relaxed);
-        let mut finished = self.with_token(first, request_id, &build).await;
+        let mut finished = self.with_token(call, first, request_id, &build).await;
         let mut attempts = finished.attempts;
         if finished.result == Err(OrchestratorError::Forbidden) && self.tokens.len() > 1 {
             let other = (first + 1) % self.tokens.len();
-            finished = self.with_token(other, request_id, &build).await;
+            finished = self.with_token(call, other, request_id, &build).await;
             attempts += finished.attempts;
             if finished.result.is_ok() {
                 self.active_token.store(other, Ordering::Relaxed);
@@ -189,6 +211,11 @@ impl OrchestratorClient {
             }
         }
         let outcome = finished.result;
+        metrics::record(Metric::OrchestratorCall {
+            call,
+            latency: started.elapsed(),
+            error: outcome.as_ref().err().map(OrchestratorError::kind),
+        });
         let latency_ms = started.elapsed().as_millis() as u64;
         match &outcome {
             Ok((status, _)) => tracing::debug!(
@@ -210,12 +237,14 @@ impl OrchestratorClient {
     /// One logical call with one token, retried by the policy.
     async fn with_token(
         &self,
+        call: &'static str,
         token: usize,
         request_id: &str,
         build: &impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Finished<(StatusCode, bytes::Bytes), OrchestratorError> {
         let unavailable = |reason: String| Step::retry(OrchestratorError::Unavailable(reason));
         retry::run(&self.retry, &self.clock, |_| async move {
+            self.throttle.wait_turn().await;
             let request = build(&self.http)
                 .header(
                     AUTHORIZATION,
@@ -227,13 +256,21 @@ impl OrchestratorClient {
                 Ok(response) if response.status() == StatusCode::FORBIDDEN => {
                     Step::Fail(OrchestratorError::Forbidden)
                 }
-                Ok(response) if is_transient(response.status()) => Step::Retry {
-                    error: OrchestratorError::Unavailable(format!(
-                        "status {}",
-                        response.status().as_u16()
-                    )),
-                    after: retry::retry_after(response.headers(), self.clock.now()),
-                },
+                Ok(response) if is_transient(response.status()) => {
+                    let after = retry::retry_after(response.headers(), self.clock.now());
+                    if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                        metrics::record(Metric::OrchestratorThrottled { call });
+                        // Every later call waits too, not only this one's retry.
+                        self.throttle.hold(after.unwrap_or(self.retry.base));
+                    }
+                    Step::Retry {
+                        error: OrchestratorError::Unavailable(format!(
+                            "status {}",
+                            response.status().as_u16()
+                        )),
+                        after,
+                    }
+                }
                 Ok(response) => {
                     let status = response.status();
                     match response.bytes().await {

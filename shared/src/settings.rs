@@ -176,6 +176,30 @@ pub struct Settings {
     pub log_format_json: bool,
     /// The static files (`PV2_STATIC_CONFIG_DIR`) over the embedded defaults.
     pub statics: Arc<StaticConfig>,
+    /// `METRICS_NAMESPACE`: the CloudWatch namespace of every metric.
+    pub metrics_namespace: String,
+    pub warmup: WarmupSettings,
+}
+
+/// How the warmup keeps the fleet fresh within the orchestrator's limits
+/// (`docs/configuration.md`, Warmup).
+#[derive(Debug, Clone)]
+pub struct WarmupSettings {
+    /// `WARMUP_INTERVAL_SECONDS`: the schedule's period; a copy that will be
+    /// stale before the next run is refreshed now.
+    pub interval: Duration,
+    /// `WARMUP_CREDENTIAL_CHECK_SECONDS`: a credential is checked again
+    /// after this long (at once when the config version changed).
+    pub credential_check: Duration,
+    /// `WARMUP_MAX_ORCHESTRATOR_RPS`: the fleet-wide ceiling on the
+    /// warmup's orchestrator calls per second.
+    pub max_orchestrator_rps: f64,
+    /// `WARMUP_QUEUE_URL`: the SQS queue the scheduled run hands hosts to
+    /// when they do not fit one invocation.
+    pub queue_url: Option<String>,
+    /// `WARMUP_QUEUE_MAX_CONCURRENCY`: the queue consumer's maximum
+    /// concurrency; each consumer calls at the ceiling divided by it.
+    pub queue_concurrency: u32,
 }
 
 impl Settings {
@@ -236,6 +260,10 @@ impl Settings {
             },
             log_format_json,
             statics: Arc::new(statics),
+            metrics_namespace: env
+                .string("METRICS_NAMESPACE")
+                .unwrap_or_else(|| "Publisher".into()),
+            warmup: warmup_settings(&env)?,
         })
     }
 
@@ -261,6 +289,24 @@ impl Settings {
         out.extend(&self.services.dropbox_app_secret);
         out
     }
+}
+
+fn warmup_settings(env: &Env) -> Result<WarmupSettings, SettingsError> {
+    let rps: f64 = env.number("WARMUP_MAX_ORCHESTRATOR_RPS", 20.0)?;
+    if !(rps.is_finite() && rps > 0.0) {
+        return Err(SettingsError::Invalid {
+            var: "WARMUP_MAX_ORCHESTRATOR_RPS",
+            reason: format!("expected a positive number of calls per second, got {rps}"),
+        });
+    }
+    let concurrency: u32 = env.number("WARMUP_QUEUE_MAX_CONCURRENCY", 2)?;
+    Ok(WarmupSettings {
+        interval: Duration::from_secs(env.number::<u64>("WARMUP_INTERVAL_SECONDS", 300)?.max(1)),
+        credential_check: Duration::from_secs(env.number("WARMUP_CREDENTIAL_CHECK_SECONDS", 3600)?),
+        max_orchestrator_rps: rps,
+        queue_url: env.string("WARMUP_QUEUE_URL"),
+        queue_concurrency: concurrency.max(1),
+    })
 }
 
 fn orchestrator_settings(env: &Env, url: String) -> Result<OrchestratorSettings, SettingsError> {

@@ -11,7 +11,8 @@
 //! Every request goes through the same steps, in this order:
 //!
 //! 1. it is counted and recorded (see [`FakeOrchestrator::requests`]);
-//! 2. the configured delay ([`FakeOrchestrator::set_delay`]);
+//! 2. the configured delay ([`FakeOrchestrator::set_delay`]), then the rate limit
+//!    ([`FakeOrchestrator::set_rate_limit`]): above it, `429` with `Retry-After`;
 //! 3. outage ([`FakeOrchestrator::set_outage`]): `503 {"error":"unavailable"}`;
 //! 4. auth: `Authorization: Bearer <token>` with the primary or the secondary token,
 //!    else `403 {"error":"forbidden"}`;
@@ -35,6 +36,8 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::fake_server::{lock, FakeServer, Received, Recorder};
+use crate::rate_limit::RateLimit;
+use publisher::clock::Clock;
 
 /// The primary token accepted until [`FakeOrchestrator::set_tokens`] says otherwise.
 pub const DEFAULT_PRIMARY_TOKEN: &str = "svc-primary-token";
@@ -112,6 +115,7 @@ struct Data {
     fail_credentials: Option<FailPlan>,
     outage: bool,
     delay: Duration,
+    rate_limit: Option<RateLimit>,
 }
 
 #[derive(Clone, Copy)]
@@ -149,6 +153,7 @@ impl Default for Data {
             fail_credentials: None,
             outage: false,
             delay: Duration::ZERO,
+            rate_limit: None,
         }
     }
 }
@@ -273,7 +278,19 @@ impl FakeOrchestrator {
         self.data().delay = d;
     }
 
+    /// Answers `429` with `Retry-After` (whole seconds, at least 1) to calls
+    /// above `per_second` (a token bucket holding `burst` calls), on
+    /// `clock`'s time.
+    pub fn set_rate_limit(&self, per_second: f64, burst: f64, clock: Clock) {
+        self.data().rate_limit = Some(RateLimit::new(per_second, burst, clock));
+    }
+
     // ---------------------------------------------------------------- observation
+
+    /// Calls answered `429` (by the rate limit or a scripted failure).
+    pub fn throttled_calls(&self) -> usize {
+        self.count(|r| r.status == 429)
+    }
 
     /// HTTP requests to `/v1/runtime/by-host` (all methods, all outcomes).
     pub fn runtime_calls(&self) -> usize {
@@ -467,8 +484,19 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Received) -> Response
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    let limited = shared.data().rate_limit.as_mut().map(RateLimit::take);
 
-    let response = respond(&shared, route, token.as_deref());
+    let response = match limited {
+        Some(Err(wait)) => {
+            let mut response = error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response
+        }
+        _ => respond(&shared, route, token.as_deref()),
+    };
 
     // record the outcome
     let status = response.status().as_u16();

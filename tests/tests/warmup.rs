@@ -67,7 +67,7 @@ async fn warms_the_event_env_and_table_hosts_into_the_table() {
     let s = Setup::new().await;
     s.fake
         .seed_tenant("acme.shibari.photo", "acme", &samples().1);
-    // maple is known to the table already, with the same version.
+    // maple is known to the table already, fresh past the next run: not due.
     let web = s.instance(&[]);
     assert_eq!(
         get(&router(&web), MAPLE, "/api/config/features")
@@ -87,12 +87,10 @@ async fn warms_the_event_env_and_table_hosts_into_the_table() {
              "config_version_changed": true, "credentials": all},
             {"host": "acme.shibari.photo", "tenant": "acme", "status": "ok",
              "config_version_changed": true, "credentials": all},
-            {"host": MAPLE, "tenant": "maple", "status": "ok",
-             "config_version_changed": false, "credentials": {"storage": "ok"}},
         ]})
     );
-    assert_eq!(s.fake.runtime_calls(), 3);
-    assert_eq!(s.fake.credential_calls(), 9);
+    assert_eq!(s.fake.runtime_calls(), 2);
+    assert_eq!(s.fake.credential_calls(), 8);
 
     let table = s.table();
     for (host, tenant) in [
@@ -116,7 +114,10 @@ async fn warms_the_event_env_and_table_hosts_into_the_table() {
     assert!((now_secs() - 5..=now_secs()).contains(&attr_n(&check, "checked_at")));
     let mut attributes: Vec<&str> = check.keys().map(String::as_str).collect();
     attributes.sort();
-    assert_eq!(attributes, ["checked_at", "ok", "pk", "provider", "sk"]);
+    assert_eq!(
+        attributes,
+        ["checked_at", "config_version", "ok", "pk", "provider", "sk"]
+    );
 }
 
 #[tokio::test]
@@ -135,7 +136,7 @@ async fn a_cold_web_instance_then_needs_no_orchestrator_lookup() {
 }
 
 #[tokio::test]
-async fn every_run_asks_the_orchestrator_again() {
+async fn hosts_the_event_names_are_refreshed_and_checked_every_time() {
     let s = Setup::new().await;
     let app = s.instance(&[]);
     run(&app, json!({"hosts": [VERMONT]})).await;
@@ -146,7 +147,7 @@ async fn every_run_asks_the_orchestrator_again() {
     assert_eq!(
         s.fake.credential_calls(),
         8,
-        "credentials resolved each run"
+        "an operator's explicit run checks everything"
     );
 
     let (_, mut v2, _) = samples();
@@ -162,6 +163,8 @@ async fn a_404_deletes_the_hosts_item() {
     let app = s.instance(&[]);
     run(&app, json!({"hosts": [VERMONT, MAPLE]})).await;
     s.fake.remove_runtime(VERMONT);
+    // The copies are due again before the next run.
+    app.clock.advance(Duration::from_secs(400));
     // The table names vermont now: no event hosts needed.
     let answer = as_json(&run(&app, json!({})).await);
     let vermont = answer["results"]
@@ -460,8 +463,12 @@ async fn three_hundred_hosts_at_50_ms_finish_well_inside_a_minute() {
     let hosts = seed_many(&s.fake, 300).await;
     s.fake.set_delay(Duration::from_millis(50));
     // A generous per-attempt timeout: on a loaded machine a retry would make
-    // the call counts below depend on load rather than on the warmup.
-    let app = s.instance(&[("ORCHESTRATOR_TIMEOUT_SECONDS", "20")]);
+    // the call counts below depend on load rather than on the warmup; and a
+    // ceiling that leaves every call its turn within the deadline.
+    let app = s.instance(&[
+        ("ORCHESTRATOR_TIMEOUT_SECONDS", "20"),
+        ("WARMUP_MAX_ORCHESTRATOR_RPS", "1000"),
+    ]);
     let deadline = SystemTime::now() + Duration::from_secs(60);
     let started = Instant::now();
     let answer = handle(&app, &json!({"hosts": hosts}), "r300", Some(deadline))
@@ -511,4 +518,103 @@ async fn a_deadline_already_past_is_ignored() {
         .await
         .expect("answer");
     assert_eq!(answer.results[0].status, Status::Ok);
+}
+
+#[tokio::test]
+async fn credentials_are_checked_when_due_only() {
+    let s = Setup::new().await;
+    let app = s.instance(&[("WARMUP_HOSTS", MAPLE)]);
+    let first = as_json(&run(&app, json!({})).await);
+    assert_eq!(first["results"][0]["credentials"], json!({"storage": "ok"}));
+    assert_eq!(s.fake.credential_calls(), 1);
+
+    // The next run: the copy is due, the check is not.
+    app.clock.advance(Duration::from_secs(400));
+    let second = as_json(&run(&app, json!({})).await);
+    assert_eq!(second["results"][0]["status"], "ok");
+    assert_eq!(second["results"][0]["credentials"], json!({}));
+    assert_eq!((s.fake.runtime_calls(), s.fake.credential_calls()), (2, 1));
+
+    // A run right after: nothing is due at all.
+    let idle = as_json(&run(&app, json!({})).await);
+    assert_eq!(idle, json!({"results": []}));
+    assert_eq!(s.fake.runtime_calls(), 2);
+
+    // An hour later the check is due again.
+    app.clock.advance(Duration::from_secs(3600));
+    let hourly = as_json(&run(&app, json!({})).await);
+    assert_eq!(
+        hourly["results"][0]["credentials"],
+        json!({"storage": "ok"})
+    );
+    assert_eq!(s.fake.credential_calls(), 2);
+
+    // A new configuration version makes it due at once.
+    let (mut v1, _, _) = samples();
+    v1["config_version"] = json!("v1-next");
+    s.fake.put_runtime(MAPLE, v1);
+    app.clock.advance(Duration::from_secs(400));
+    let changed = as_json(&run(&app, json!({})).await);
+    assert_eq!(changed["results"][0]["config_version_changed"], true);
+    assert_eq!(
+        changed["results"][0]["credentials"],
+        json!({"storage": "ok"})
+    );
+    assert_eq!(s.fake.credential_calls(), 3);
+    let check = get_item(&s.table(), "TENANT#maple", "CREDCHECK#storage")
+        .await
+        .unwrap();
+    assert_eq!(attr_s(&check, "config_version"), "v1-next");
+}
+
+#[tokio::test]
+async fn a_failed_check_is_repeated_at_every_run() {
+    let s = Setup::new().await;
+    let app = s.instance(&[("WARMUP_HOSTS", MAPLE), ("ORCHESTRATOR_MAX_ATTEMPTS", "1")]);
+    s.fake.fail_next_credentials(1, 503, None);
+    let first = as_json(&run(&app, json!({})).await);
+    assert_eq!(
+        first["results"][0]["credentials"],
+        json!({"storage": "unavailable"})
+    );
+    app.clock.advance(Duration::from_secs(400));
+    let second = as_json(&run(&app, json!({})).await);
+    assert_eq!(
+        second["results"][0]["credentials"],
+        json!({"storage": "ok"})
+    );
+}
+
+#[tokio::test]
+async fn a_run_short_of_calls_says_how_many_hosts_it_left() {
+    let s = Setup::new().await;
+    let hosts = seed_many(&s.fake, 5).await;
+    let capture = Capture::default();
+    let _logs = capture.set_default(tracing::Level::WARN);
+    // 0.01 calls a second over the run's 240 s: two calls.
+    let listed = hosts.join(",");
+    let app = s.instance(&[
+        ("WARMUP_HOSTS", listed.as_str()),
+        ("WARMUP_MAX_ORCHESTRATOR_RPS", "0.01"),
+    ]);
+    let answer = run(&app, json!({})).await;
+    assert_eq!(answer.not_refreshed, 3);
+    let ok: Vec<&str> = answer
+        .results
+        .iter()
+        .filter(|r| r.status == Status::Ok)
+        .map(|r| r.host.as_str())
+        .collect();
+    assert_eq!(ok.len(), 2, "{ok:?}");
+    assert!(
+        answer.results.iter().all(|r| r.credentials.is_empty()),
+        "the lookups come first"
+    );
+    assert_eq!(s.fake.runtime_calls(), 2);
+    assert_eq!(s.fake.credential_calls(), 0);
+    let logs = capture.text();
+    assert!(
+        logs.contains("hosts could not be refreshed") && logs.contains("not_refreshed=3"),
+        "{logs}"
+    );
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use publisher::app::App;
+use publisher::metrics::{self, Sink};
 use publisher::settings::Settings;
 use publisher::workflow::Summary;
 use serde_json::Value;
@@ -57,15 +58,19 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let sink = if in_lambda { Sink::Stdout } else { Sink::Log };
+    metrics::install(&app.settings.metrics_namespace, "publish", sink);
     if in_lambda {
         let served = lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
             let app = app.clone();
             async move {
                 let deadline = event.context.deadline();
                 let request_id = event.context.request_id.clone();
-                publish::handle(&app, event.payload, Some(deadline), &request_id)
+                let answer = publish::handle(&app, event.payload, Some(deadline), &request_id)
                     .await
-                    .map_err(lambda_runtime::Error::from)
+                    .map_err(lambda_runtime::Error::from);
+                metrics::flush(&request_id);
+                answer
             }
         }))
         .await;
@@ -107,7 +112,9 @@ async fn run_once(app: &App) -> ExitCode {
         publish::preview_text::force_preview(&mut event);
     }
     let request_id = uuid::Uuid::new_v4().to_string();
-    match publish::handle(app, event, None, &request_id).await {
+    let answer = publish::handle(app, event, None, &request_id).await;
+    metrics::flush(&request_id);
+    match answer {
         Ok(answer) if readable => {
             let summaries: Vec<Summary> =
                 serde_json::from_value(answer["results"].clone()).unwrap_or_default();

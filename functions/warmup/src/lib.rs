@@ -1,32 +1,49 @@
-//! The warmup function (`docs/events.md`): for every host of
-//! its event, of `WARMUP_HOSTS` and of the table, fetches the runtime config
-//! from the orchestrator into DynamoDB ahead of expiry, so that web and
-//! publish instances find it fresh there, and checks that each of the
-//! tenant's credentials resolves to the provider its role needs.
+//! The warmup function (`docs/events.md`, `docs/operations.md`): keeps the
+//! runtime config of every host in the table fresh ahead of expiry, so that
+//! web and publish instances find it there, and checks that each tenant's
+//! credentials resolve to the provider their role needs, within a ceiling
+//! on its orchestrator calls per second.
+//!
+//! A scheduled run refreshes the hosts whose copy will be stale before the
+//! next run (`plan`), oldest first, and checks the credentials that are due
+//! (`checks`); when they do not fit one invocation, it hands them to the
+//! queue instead (`queue`), whose batches the same function warms. Hosts
+//! the event names are refreshed and checked whatever is due. Each host is
+//! warmed inside its own guard (`warm`).
 //!
 //! The handler is plain async code over [`App`]; `main` wraps it in
 //! `lambda_runtime`.
 
-use std::collections::{BTreeMap, HashSet};
+mod checks;
+mod plan;
+mod queue;
+mod warm;
+
+pub use queue::Queue;
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use futures::{stream, StreamExt};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use publisher::app::App;
-use publisher::config::RuntimeConfig;
-use publisher::host;
-use publisher::secrets::Role;
-use publisher::source::{Orchestrated, Refresh, SourceError};
-use publisher::table::CredentialCheck;
+use publisher::metrics::{self, Metric};
+use publisher::source::Orchestrated;
 use serde::Serialize;
 use serde_json::Value;
 
-/// Hosts refreshed at a time (each with up to four credential checks at
-/// once): 300 hosts take seconds against an orchestrator answering in 50 ms,
-/// without flooding it.
+use plan::{plan, Budget, Job};
+use warm::{warm_all, Limits};
+
+/// Hosts warmed at a time (each with up to four credential checks at once);
+/// the throttle, not this, sets the pace of the orchestrator calls, and
+/// lets this many go at once after a pause.
 pub const CONCURRENCY: usize = 16;
 /// Time kept before the invocation's deadline to answer.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+/// The share of the interval a scheduled run may take: its hosts are
+/// refreshed again about one interval later, before their copies expire.
+const WINDOW_SHARE: f64 = 0.8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WarmupError {
@@ -38,7 +55,19 @@ pub enum WarmupError {
 
 #[derive(Debug, Serialize)]
 pub struct Answer {
+    /// The hosts this invocation warmed (those that needed nothing are not
+    /// listed).
     pub results: Vec<HostResult>,
+    /// Hosts handed to the queue.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub queued: usize,
+    /// Hosts the run had no time or no calls left for, or could not queue.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub not_refreshed: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Serialize)]
@@ -48,9 +77,12 @@ pub struct HostResult {
     pub tenant: String,
     pub status: Status,
     pub config_version_changed: bool,
-    /// By role: `ok`, `not_found`, `unauthorized`, `unavailable`,
-    /// `provider_mismatch`.
+    /// By role checked in this run: `ok`, `not_found`, `unauthorized`,
+    /// `unavailable`, `provider_mismatch`.
     pub credentials: BTreeMap<&'static str, String>,
+    /// Not refreshed for want of time or calls (the status is `unavailable`).
+    #[serde(skip)]
+    pub out_of_time: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -59,6 +91,16 @@ pub enum Status {
     Ok,
     NotFound,
     Unavailable,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::NotFound => "not_found",
+            Status::Unavailable => "unavailable",
+        }
+    }
 }
 
 /// The hosts an event names: `{"hosts": [...]}` or `{"host": "..."}`, at the
@@ -90,37 +132,195 @@ pub fn event_hosts(event: &Value) -> Result<Vec<String>, WarmupError> {
     Ok(hosts)
 }
 
-/// One warmup run. `deadline`: the invocation's; hosts still running shortly
-/// before it answer `unavailable`, so that the run always answers. A
-/// deadline already past is not a real one and is ignored.
+/// Any event the function receives: a batch of the queue's messages
+/// (answered with the messages to deliver again), or a run (scheduled, or
+/// naming hosts) answered with its [`Answer`].
+pub async fn handle_event(
+    app: &App,
+    queue: Option<&Queue>,
+    event: &Value,
+    request_id: &str,
+    deadline: Option<SystemTime>,
+) -> Result<Value, WarmupError> {
+    let answer = match queue::sqs_batch(event) {
+        Some(batch) => serde_json::to_value(consume(app, batch, request_id, deadline).await?),
+        None => serde_json::to_value(handle_with(app, queue, event, request_id, deadline).await?),
+    };
+    // Both answers are plain data: serializing them cannot fail.
+    Ok(answer.unwrap_or(Value::Null))
+}
+
+/// One run without a queue: every host that needs it is warmed here.
 pub async fn handle(
     app: &App,
     event: &Value,
     request_id: &str,
     deadline: Option<SystemTime>,
 ) -> Result<Answer, WarmupError> {
+    handle_with(app, None, event, request_id, deadline).await
+}
+
+async fn handle_with(
+    app: &App,
+    queue: Option<&Queue>,
+    event: &Value,
+    request_id: &str,
+    deadline: Option<SystemTime>,
+) -> Result<Answer, WarmupError> {
     let started = Instant::now();
-    let from_event = event_hosts(event)?;
-    let orchestrated = app
-        .source
-        .orchestrated()
-        .ok_or(WarmupError::Standalone)?
-        .clone();
-    let from_table = match orchestrated.tier() {
-        Some(tier) => tier.hosts().await.unwrap_or_else(|error| {
+    let forced = event_hosts(event)?;
+    let orchestrated = orchestrated(app)?;
+    let settings = &app.settings.warmup;
+    let copies = match orchestrated.tier() {
+        Some(tier) => tier.copies().await.unwrap_or_else(|error| {
             tracing::warn!(request_id, %error, "cannot list the table's hosts; warming the others");
             Vec::new()
         }),
         None => Vec::new(),
     };
-    let hosts = unique_hosts(
-        from_event
-            .iter()
-            .chain(&app.settings.warmup_hosts)
-            .chain(&from_table),
+    let now = app.clock.now();
+    let jobs = plan(
+        &forced,
+        &app.settings.warmup_hosts,
+        copies,
+        now,
+        settings.interval,
     );
-    let give_up = deadline.and_then(|d| match d.duration_since(SystemTime::now()) {
-        Ok(left) => tokio::time::Instant::now().checked_add(left.saturating_sub(DEADLINE_MARGIN)),
+    let limits = limits(app, deadline, request_id);
+    // The calls this invocation may make: the ceiling over its time.
+    let time = limits
+        .window_end
+        .and_then(|end| end.duration_since(now).ok())
+        .unwrap_or_default();
+    let calls = (settings.max_orchestrator_rps * time.as_secs_f64()) as u64;
+    let (jobs, queued, unsent) = match queue {
+        // A lookup and a credential check per host must fit, or the queue's
+        // consumers share the work.
+        Some(queue) if jobs.len() as u64 * 2 > calls => {
+            let (forced, due): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.forced);
+            let hosts: Vec<String> = due.into_iter().map(|j| j.host).collect();
+            let sent = queue.send(&hosts, now, request_id).await;
+            metrics::record(Metric::WarmupQueued { hosts: sent as u64 });
+            (forced, sent, hosts.len() - sent)
+        }
+        _ => (jobs, 0, 0),
+    };
+    orchestrated
+        .throttle()
+        .set_rate(settings.max_orchestrator_rps, CONCURRENCY as u32);
+    let budget = Budget::new(Some(calls), jobs.len());
+    let results = warm_all(app, &orchestrated, jobs, &budget, limits, request_id).await;
+    warm::record(&results);
+    let results: Vec<HostResult> = results.into_iter().flatten().collect();
+    let not_refreshed = unsent + results.iter().filter(|r| r.out_of_time).count();
+    if not_refreshed > 0 {
+        tracing::warn!(
+            request_id,
+            not_refreshed,
+            max_orchestrator_rps = settings.max_orchestrator_rps,
+            "warmup: hosts could not be refreshed (or queued) within the run's time under the orchestrator ceiling"
+        );
+        metrics::record(Metric::WarmupNotRefreshed {
+            hosts: not_refreshed as u64,
+        });
+    }
+    let count = |status| results.iter().filter(|r| r.status == status).count();
+    let failed_checks: usize = results
+        .iter()
+        .map(|r| r.credentials.values().filter(|s| *s != "ok").count())
+        .sum();
+    tracing::info!(
+        request_id,
+        hosts = results.len(),
+        queued,
+        ok = count(Status::Ok),
+        not_found = count(Status::NotFound),
+        unavailable = count(Status::Unavailable),
+        not_refreshed,
+        failed_checks,
+        latency_ms = started.elapsed().as_millis() as u64,
+        "warmup done"
+    );
+    Ok(Answer {
+        results,
+        queued,
+        not_refreshed,
+    })
+}
+
+/// A batch of the queue: each host warmed unless its copy was fetched since
+/// it was handed out; the messages of hosts that could not be warmed
+/// (`unavailable`) are delivered again later, each alone.
+async fn consume(
+    app: &App,
+    batch: SqsEvent,
+    request_id: &str,
+    deadline: Option<SystemTime>,
+) -> Result<SqsBatchResponse, WarmupError> {
+    let orchestrated = orchestrated(app)?;
+    let settings = &app.settings.warmup;
+    // Each of the queue's concurrent consumers keeps its share of the ceiling.
+    orchestrated.throttle().set_rate(
+        settings.max_orchestrator_rps / f64::from(settings.queue_concurrency),
+        CONCURRENCY as u32,
+    );
+    let mut ids = Vec::new();
+    let mut jobs = Vec::new();
+    for record in batch.records {
+        let id = record.message_id.unwrap_or_default();
+        let message = record
+            .body
+            .as_deref()
+            .and_then(|body| serde_json::from_str::<queue::Message>(body).ok());
+        let Some(message) = message else {
+            // Delivering it again would not make it readable.
+            tracing::warn!(request_id, message_id = %id, "warmup: unreadable queue message dropped");
+            continue;
+        };
+        ids.push(id);
+        jobs.push(Job {
+            dispatched_at: message.dispatched_at(),
+            host: message.host,
+            forced: false,
+        });
+    }
+    let limits = Limits {
+        window_end: None,
+        ..limits(app, deadline, request_id)
+    };
+    let budget = Budget::new(None, jobs.len());
+    let results = warm_all(app, &orchestrated, jobs, &budget, limits, request_id).await;
+    warm::record(&results);
+    let failed: Vec<String> = ids
+        .into_iter()
+        .zip(&results)
+        .filter(|(_, r)| r.as_ref().is_some_and(|r| r.status == Status::Unavailable))
+        .map(|(id, _)| id)
+        .collect();
+    tracing::info!(
+        request_id,
+        hosts = results.len(),
+        warmed = results.iter().flatten().count(),
+        failed = failed.len(),
+        "warmup batch done"
+    );
+    Ok(queue::failures(failed))
+}
+
+fn orchestrated(app: &App) -> Result<Arc<Orchestrated>, WarmupError> {
+    app.source
+        .orchestrated()
+        .cloned()
+        .ok_or(WarmupError::Standalone)
+}
+
+/// The run's limits: the invocation's deadline (hosts still running
+/// shortly before it answer `unavailable`, so that the run always answers;
+/// a deadline already past is not a real one and is ignored), and its share
+/// of the interval on the app's clock.
+fn limits(app: &App, deadline: Option<SystemTime>, request_id: &str) -> Limits {
+    let left = deadline.and_then(|d| match d.duration_since(SystemTime::now()) {
+        Ok(left) => Some(left.saturating_sub(DEADLINE_MARGIN)),
         Err(_) => {
             // Lambda's deadline is in the future; `cargo lambda watch` sends
             // a duration where an epoch time belongs.
@@ -131,159 +331,12 @@ pub async fn handle(
             None
         }
     });
-    let results: Vec<HostResult> = stream::iter(hosts)
-        .map(|raw| {
-            let orchestrated = orchestrated.clone();
-            async move {
-                let work = warm_host(app, &orchestrated, &raw, request_id);
-                match give_up {
-                    Some(at) => match tokio::time::timeout_at(at, work).await {
-                        Ok(result) => result,
-                        Err(_) => {
-                            tracing::warn!(request_id, host = %raw, "warmup ran out of time for this host");
-                            unavailable(app, &raw)
-                        }
-                    },
-                    None => work.await,
-                }
-            }
-        })
-        .buffered(CONCURRENCY)
-        .collect()
-        .await;
-    let count = |status| results.iter().filter(|r| r.status == status).count();
-    let failed_checks: usize = results
-        .iter()
-        .map(|r| r.credentials.values().filter(|s| *s != "ok").count())
-        .sum();
-    tracing::info!(
-        request_id,
-        hosts = results.len(),
-        ok = count(Status::Ok),
-        not_found = count(Status::NotFound),
-        unavailable = count(Status::Unavailable),
-        failed_checks,
-        latency_ms = started.elapsed().as_millis() as u64,
-        "warmup done"
-    );
-    Ok(Answer { results })
-}
-
-/// Normalized, in order of first mention, each once.
-fn unique_hosts<'a>(raw: impl Iterator<Item = &'a String>) -> Vec<String> {
-    let mut seen = HashSet::new();
-    raw.map(|h| host::normalize(h))
-        .filter(|h| seen.insert(h.clone()))
-        .collect()
-}
-
-async fn warm_host(
-    app: &App,
-    orchestrated: &Arc<Orchestrated>,
-    raw: &str,
-    request_id: &str,
-) -> HostResult {
-    let host = match host::validate(raw) {
-        Ok(host) => host,
-        Err(error) => {
-            tracing::warn!(request_id, host = %raw, %error, "warmup host is not a valid tenant host");
-            return HostResult {
-                status: Status::NotFound,
-                ..unavailable(app, raw)
-            };
-        }
-    };
-    match orchestrated.refresh(&host, request_id).await {
-        Ok(Refresh::Found {
-            config,
-            version_changed,
-        }) => HostResult {
-            host,
-            tenant: config.tenant.clone(),
-            status: Status::Ok,
-            config_version_changed: version_changed,
-            credentials: check_credentials(app, orchestrated, &config, request_id).await,
-        },
-        Ok(Refresh::NotFound { existed }) => {
-            tracing::info!(
-                request_id,
-                host,
-                "warmup: host not found; its copy is deleted"
-            );
-            HostResult {
-                status: Status::NotFound,
-                config_version_changed: existed,
-                ..unavailable(app, &host)
-            }
-        }
-        Err(SourceError::Configuration(error)) => {
-            tracing::warn!(request_id, host, %error, "warmup: the tenant's runtime config is unusable");
-            unavailable(app, &host)
-        }
-        Err(error) => {
-            tracing::warn!(request_id, host, %error, "warmup: runtime config not refreshed");
-            unavailable(app, &host)
-        }
+    let share = app.settings.warmup.interval.mul_f64(WINDOW_SHARE);
+    let time = left.map_or(share, |left| left.min(share));
+    Limits {
+        give_up: left.and_then(|left| tokio::time::Instant::now().checked_add(left)),
+        window_end: app.clock.now().checked_add(time),
     }
-}
-
-fn unavailable(app: &App, host: &str) -> HostResult {
-    HostResult {
-        host: host.to_string(),
-        tenant: host::tenant_of(host, &app.settings.base_domain),
-        status: Status::Unavailable,
-        config_version_changed: false,
-        credentials: BTreeMap::new(),
-    }
-}
-
-/// Resolves every credential the config names, at once; records the
-/// outcomes in the table and forgets the checks of roles the tenant no
-/// longer uses.
-async fn check_credentials(
-    app: &App,
-    orchestrated: &Orchestrated,
-    config: &RuntimeConfig,
-    request_id: &str,
-) -> BTreeMap<&'static str, String> {
-    let (used, dropped): (Vec<Role>, Vec<Role>) = Role::ALL
-        .into_iter()
-        .partition(|&role| config.config.credential_ref(role).is_some());
-    let checks = futures::future::join_all(used.into_iter().map(|role| async move {
-        let error = orchestrated
-            .check_credential(config, role, request_id)
-            .await
-            .err();
-        if let Some(kind) = error {
-            tracing::warn!(
-                request_id, host = %config.host, tenant = %config.tenant, %role, error = %kind,
-                "credential check failed"
-            );
-        }
-        CredentialCheck {
-            role,
-            error,
-            checked_at: app.clock.now(),
-        }
-    }))
-    .await;
-    if let Some(table) = &app.table {
-        if let Err(error) = table
-            .record_credential_checks(&config.tenant, &checks, &dropped, &app.clock)
-            .await
-        {
-            tracing::warn!(request_id, host = %config.host, tenant = %config.tenant, %error, "cannot record the credential checks");
-        }
-    }
-    checks
-        .iter()
-        .map(|check| {
-            let status = check
-                .error
-                .map_or_else(|| "ok".to_string(), |kind| kind.to_string());
-            (check.role.as_str(), status)
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -326,18 +379,5 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-
-    #[test]
-    fn hosts_are_normalized_and_listed_once() {
-        let raw = [
-            "B.shibari.photo".to_string(),
-            "a.shibari.photo".to_string(),
-            "b.shibari.photo.".to_string(),
-        ];
-        assert_eq!(
-            unique_hosts(raw.iter()),
-            ["b.shibari.photo", "a.shibari.photo"]
-        );
     }
 }

@@ -1,11 +1,12 @@
 //! `warmup`: the scheduled refresh-ahead of every tenant's runtime config,
-//! run by `lambda_runtime`.
+//! and the consumer of its queue, run by `lambda_runtime`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use publisher::app::App;
+use publisher::metrics::{self, Sink};
 use publisher::settings::Settings;
 use serde_json::Value;
 
@@ -26,12 +27,22 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let sink = match std::env::var_os("AWS_LAMBDA_RUNTIME_API") {
+        Some(_) => Sink::Stdout,
+        None => Sink::Log,
+    };
+    metrics::install(&app.settings.metrics_namespace, "warmup", sink);
+    let queue = match &app.settings.warmup.queue_url {
+        Some(url) => Some(Arc::new(warmup::Queue::connect(url).await)),
+        None => None,
+    };
     let handler = service_fn(move |event: LambdaEvent<Value>| {
-        let app = app.clone();
+        let (app, queue) = (app.clone(), queue.clone());
         async move {
             let context = event.context;
-            warmup::handle(
+            let answer = warmup::handle_event(
                 &app,
+                queue.as_deref(),
                 &event.payload,
                 &context.request_id,
                 Some(context.deadline()),
@@ -40,7 +51,9 @@ async fn main() -> ExitCode {
             .map_err(|error| {
                 tracing::error!(request_id = %context.request_id, %error, "warmup refused its event");
                 lambda_runtime::Error::from(error)
-            })
+            });
+            metrics::flush(&context.request_id);
+            answer
         }
     });
     match lambda_runtime::run(handler).await {

@@ -11,6 +11,7 @@ use axum::response::Response;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use publisher::failures::Attempt;
+use publisher::metrics::{self, Metric};
 use publisher::settings::{AuthMode, WebSettings};
 use secrecy::ExposeSecret;
 
@@ -68,6 +69,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Mutate {
             }
             if !api_credentials_match(web, &parts.headers) {
                 tracing::info!(tenant = %tenant_id, client, "API credentials refused");
+                metrics::record(Metric::LoginFailure {
+                    method: "api_credentials",
+                });
                 return Err(unauthorized(web));
             }
             state.failures.succeeded(&client, tenant_id).await;

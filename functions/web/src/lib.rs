@@ -14,6 +14,7 @@ mod guards;
 mod images;
 mod oidc;
 mod request_id;
+mod request_metrics;
 mod responses;
 mod routes;
 mod signing;
@@ -64,5 +65,6 @@ pub fn router_with(app: Arc<App>, extra: Router<Arc<App>>) -> Router {
         // instance.
         .layer(CatchPanicLayer::custom(responses::panicked))
         .layer(middleware::from_fn(request_id::request_id))
+        .layer(middleware::from_fn(request_metrics::record))
         .with_state(app)
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use publisher::app::App;
+use publisher::metrics::{self, Sink};
 use publisher::settings::Settings;
 
 #[tokio::main]
@@ -25,8 +26,11 @@ async fn main() -> ExitCode {
         }
     };
     let port = app.settings.web.port;
+    let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    let sink = if in_lambda { Sink::Stdout } else { Sink::Log };
+    metrics::install(&app.settings.metrics_namespace, "web", sink);
     let router = web::router(Arc::new(app));
-    let served = if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+    let served = if in_lambda {
         lambda_http::run(router).await
     } else {
         serve_locally(router, port).await.map_err(Into::into)

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use crate::clock::Clock;
@@ -298,8 +299,56 @@ impl RuntimeTier {
         }
     }
 
-    /// Every host with a runtime item (the warmup refreshes them all).
-    pub async fn hosts(&self) -> Result<Vec<String>, TierError> {
+    /// Claims the host's refresh for the warmup consumer of a batch handed
+    /// out at `since`, for `window`: `false` when its copy was fetched since
+    /// then, or another consumer holds the claim (a message SQS delivered
+    /// twice). A host without a copy is always claimed. The claim lives on
+    /// the runtime item and goes with its next write.
+    pub async fn claim_refresh(
+        &self,
+        host: &str,
+        since: SystemTime,
+        window: Duration,
+    ) -> Result<bool, TierError> {
+        let now = self.clock.now();
+        let until = now.checked_add(window).unwrap_or(now);
+        let claimed = self
+            .table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .key("pk", s(pk(host)))
+            .key("sk", s(RUNTIME_SK))
+            .update_expression("SET warming_until = :until")
+            .condition_expression(
+                "attribute_exists(pk) AND fetched_at < :since \
+                 AND (attribute_not_exists(warming_until) OR warming_until < :now)",
+            )
+            .expression_attribute_values(":until", n(epoch_millis(until)))
+            .expression_attribute_values(":since", n(epoch_millis(since)))
+            .expression_attribute_values(":now", n(epoch_millis(now)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => Ok(true),
+            Err(error) if is_condition_failure(&error) => {
+                let had_copy = error
+                    .as_service_error()
+                    .and_then(|e| match e {
+                        UpdateItemError::ConditionalCheckFailedException(old) => old.item(),
+                        _ => None,
+                    })
+                    .is_some_and(|item| !item.is_empty());
+                Ok(!had_copy)
+            }
+            Err(error) => Err(DynamoError::from_sdk("UpdateItem", &error).into()),
+        }
+    }
+
+    /// Every host with a runtime item, and until when its copy is fresh
+    /// (the warmup refreshes those that need it, oldest first).
+    pub async fn copies(&self) -> Result<Vec<HostCopy>, TierError> {
         let items: Vec<HashMap<String, AttributeValue>> = self
             .table
             .client
@@ -307,7 +356,7 @@ impl RuntimeTier {
             .table_name(&self.table.name)
             .filter_expression("sk = :sk")
             .expression_attribute_values(":sk", s(RUNTIME_SK))
-            .projection_expression("pk")
+            .projection_expression("pk, fresh_until")
             .into_paginator()
             .items()
             .send()
@@ -316,10 +365,27 @@ impl RuntimeTier {
             .map_err(|e| DynamoError::from_sdk("Scan", &e))?;
         Ok(items
             .iter()
-            .filter_map(|item| item.get("pk")?.as_s().ok()?.strip_prefix("HOST#"))
-            .map(str::to_string)
+            .filter_map(|item| {
+                let host = item.get("pk")?.as_s().ok()?.strip_prefix("HOST#")?;
+                let fresh_until = item
+                    .get("fresh_until")
+                    .and_then(|v| v.as_n().ok()?.parse().ok())
+                    .and_then(|secs| UNIX_EPOCH.checked_add(Duration::from_secs(secs)));
+                Some(HostCopy {
+                    host: host.to_string(),
+                    fresh_until,
+                })
+            })
             .collect())
     }
+}
+
+/// A host the table holds a copy of, and until when the copy is fresh
+/// (`None`: unreadable, refreshed first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostCopy {
+    pub host: String,
+    pub fresh_until: Option<SystemTime>,
 }
 
 fn config_version(item: Option<&HashMap<String, AttributeValue>>) -> Option<String> {

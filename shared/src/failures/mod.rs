@@ -16,6 +16,7 @@ use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 use crate::clock::Clock;
+use crate::metrics::{self, Metric};
 use crate::table::{DynamoError, Table};
 
 /// Failures of one client on one tenant within [`WINDOW`].
@@ -75,17 +76,23 @@ impl FailureLimits {
             tenant: Some(tenant.to_string()),
             ..all.clone()
         };
-        if let Attempt::Refused { retry_after } = self.count(&all).await {
-            return Attempt::Refused { retry_after };
+        let attempt = match self.count(&all).await {
+            Attempt::Allowed => match self.count(&one).await {
+                Attempt::Allowed => Attempt::Allowed,
+                refused => {
+                    // Refused attempts are not counted anywhere.
+                    self.take_back(&all).await;
+                    refused
+                }
+            },
+            refused => refused,
+        };
+        if let Attempt::Refused { .. } = attempt {
+            metrics::record(Metric::LoginRefused {
+                reason: "too_many_failures",
+            });
         }
-        match self.count(&one).await {
-            Attempt::Allowed => Attempt::Allowed,
-            refused => {
-                // Refused attempts are not counted anywhere.
-                self.take_back(&all).await;
-                refused
-            }
-        }
+        attempt
     }
 
     /// The attempt succeeded: its count is taken back, and the client's

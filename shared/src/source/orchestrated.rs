@@ -14,7 +14,7 @@ use crate::cache::{
 };
 use crate::clock::Clock;
 use crate::config::{parse_envelope_with, ConfigError, Envelope, RuntimeConfig, RuntimeEnvelope};
-use crate::metrics::{Counter, Counters};
+use crate::metrics::{self, Counter, Counters, Metric};
 use crate::orchestrator::OrchestratorClient;
 use crate::secrets::{Credential, CredentialErrorKind};
 use crate::settings::{CacheSettings, OrchestratorSettings};
@@ -158,8 +158,9 @@ impl Orchestrated {
             tracing::error!(request_id, host, "runtime lookup failed unexpectedly");
             self.stale_copy(host).ok_or(SourceError::Unavailable)
         });
-        if matches!(&result, Ok(config) if !config.is_fresh(now)) {
-            self.counters.incr(Counter::RuntimeStaleServe);
+        if let Some(config) = result.as_ref().ok().filter(|c| !c.is_fresh(now)) {
+            self.counters
+                .incr_for(Counter::RuntimeStaleServe, &config.tenant);
         }
         result
     }
@@ -330,6 +331,7 @@ impl Orchestrated {
                 replaced,
             };
         };
+        metrics::record(Metric::RuntimeFromOrchestrator);
         let fetched_at = self.clock.now();
         let ttl = self.cache.runtime_ttl(parsed.ttl_seconds);
         let config = Arc::new(self.runtime_config_of(

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::{Orchestrated, SourceError};
 use crate::cache::RuntimeEntry;
 use crate::config::RuntimeConfig;
+use crate::throttle::Throttle;
 
 /// What a forced refresh (the warmup) found.
 #[derive(Debug)]
@@ -22,6 +23,11 @@ pub enum Refresh {
 }
 
 impl Orchestrated {
+    /// The pace of this process's orchestrator calls: the warmup's ceiling.
+    pub fn throttle(&self) -> &Throttle {
+        self.client.throttle()
+    }
+
     /// Fetches `host` from the orchestrator whatever the caches hold, and
     /// writes memory and the table (the warmup's refresh-ahead). A 404
     /// deletes the table's copy.

@@ -5,7 +5,7 @@
 mod credential_checks;
 mod unprocessed;
 
-pub use credential_checks::CredentialCheck;
+pub use credential_checks::{CredentialCheck, RecordedCheck};
 pub(crate) use unprocessed::until_processed;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,12 +17,20 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
+use crate::metrics::{self, Metric};
+
 /// A table call must not hold a request up for long: every tier above and
 /// below DynamoDB still works without it.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(4);
 const MAX_ATTEMPTS: u32 = 3;
+/// The codes with which DynamoDB refuses load rather than a request.
+const THROTTLING_CODES: [&str; 3] = [
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+];
 
 #[derive(Clone, Debug)]
 pub struct Table {
@@ -47,7 +55,8 @@ impl DynamoError {
         }
     }
 
-    /// Describes an SDK error by its code or its kind.
+    /// Describes an SDK error by its code or its kind, and counts it (a
+    /// failed condition is an answer, not an error).
     pub fn from_sdk<E, R>(operation: &'static str, error: &SdkError<E, R>) -> Self
     where
         E: ProvideErrorMetadata,
@@ -61,6 +70,13 @@ impl DynamoError {
             SdkError::ResponseError(_) => "unreadable response".into(),
             _ => "request not built".into(),
         };
+        if reason != "ConditionalCheckFailedException" {
+            let throttled = THROTTLING_CODES.contains(&reason.as_str());
+            metrics::record(Metric::DynamoError {
+                operation,
+                throttled,
+            });
+        }
         Self::new(operation, reason)
     }
 }

@@ -124,6 +124,8 @@ impl Workflow {
         request_id: &str,
     ) -> Summary {
         let (summary, timing) = self.steps(tenant, options, claimant, request_id).await;
+        let config = &tenant.config.config;
+        summary.record_metrics(config, options.synthetic(config.content.debug));
         let ms = |d: Duration| d.as_millis() as u64;
         tracing::info!(
             request_id,

@@ -9,7 +9,9 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::ai::Analysis;
-use crate::publishers::PublishResult;
+use crate::config::TenantConfig;
+use crate::metrics::{self, Metric, Outcome};
+use crate::publishers::{PublishResult, EMAIL, TELEGRAM};
 use crate::storage::StorageError;
 
 /// What one run is asked to do, beyond the tenant's configuration.
@@ -242,6 +244,42 @@ impl Summary {
 
     pub fn any_success(&self) -> bool {
         self.results.values().any(|r| r.success)
+    }
+
+    /// Counts the run by status, and each configured publisher's part in it
+    /// (`synthetic`: a preview or dry run, which sends nothing).
+    pub(super) fn record_metrics(&self, config: &TenantConfig, synthetic: bool) {
+        let Some(tenant) = self.tenant.as_deref() else {
+            return;
+        };
+        metrics::record(Metric::PublishRun {
+            tenant,
+            status: self.status.as_str(),
+        });
+        if matches!(self.reason, Some(Reason::EveryPublisherFailed { .. })) {
+            metrics::record(Metric::PublishEveryPlatformFailed { tenant });
+        }
+        // Only a run that came to sending has a part for each publisher.
+        if self.results.is_empty() && self.reason != Some(Reason::NoPublisher) {
+            return;
+        }
+        let configured = [
+            (TELEGRAM, config.publishers.telegram.is_some()),
+            (EMAIL, config.publishers.fetlife.is_some()),
+        ];
+        for (platform, _) in configured.iter().filter(|(_, on)| *on) {
+            let outcome = match self.results.get(*platform) {
+                Some(_) if synthetic => Outcome::Skipped,
+                Some(result) if result.success => Outcome::Sent,
+                Some(_) => Outcome::Failed,
+                None => Outcome::Skipped,
+            };
+            metrics::record(Metric::PublishOutcome {
+                tenant,
+                platform,
+                outcome,
+            });
+        }
     }
 
     /// Did the run fail for a reason that may pass on a retry?

@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use publisher::failures::Attempt;
+use publisher::metrics::{self, Metric};
 use publisher::tenant::TenantContext;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -53,6 +54,7 @@ pub async fn login(
         .is_some_and(|g| secrets_equal(&g.password, password.expose_secret()));
     if !matches {
         tracing::info!(request_id = id.0, tenant = %tenant_id, client, "admin login failed");
+        metrics::record(Metric::LoginFailure { method: "password" });
         return match given {
             Some(_) => detail(StatusCode::UNAUTHORIZED, "Invalid password"),
             None => detail(

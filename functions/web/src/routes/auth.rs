@@ -9,6 +9,7 @@ use axum::http::header::HOST;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
+use publisher::metrics::{self, Metric};
 use publisher::tenant::TenantContext;
 
 use crate::oidc::{AuthError, CallbackParams};
@@ -53,6 +54,7 @@ pub async fn callback(
         }
         Err(error) => {
             tracing::info!(request_id = id.0, tenant = %tenant_id, reason = error.reason(), "OIDC login failed");
+            metrics::record(Metric::LoginFailure { method: "oidc" });
             failed(error)
         }
     };
