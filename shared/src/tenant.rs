@@ -14,6 +14,7 @@ use moka::sync::Cache;
 use tokio::sync::OnceCell;
 
 use crate::ai::{AiClient, Pacer};
+use crate::bounded::Limits;
 use crate::cache::SingleFlight;
 use crate::clock::Clock;
 use crate::config::{RuntimeConfig, StorageProvider};
@@ -132,6 +133,7 @@ impl TenantServices {
                     ai,
                     &self.config.tenant,
                     clients.pacer.clone(),
+                    clients.limits.openai,
                     clients.clock.clone(),
                 )))
             })
@@ -152,6 +154,7 @@ impl TenantServices {
                     &clients.telegram_url,
                     credential.secret().clone(),
                     &config.channel_id,
+                    clients.limits.telegram,
                     clients.clock.clone(),
                 )))
             })
@@ -176,6 +179,7 @@ impl TenantServices {
                     confirmation: config.confirmation.clone(),
                     password: credential.secret().clone(),
                     extra_ca: self.clients.smtp_tls_ca_file.clone(),
+                    mail_timeout: self.clients.limits.smtp,
                 }))
             })
             .await
@@ -203,6 +207,9 @@ struct Clients {
     telegram_url: String,
     smtp_tls_ca_file: Option<PathBuf>,
     pacer: Arc<Pacer>,
+    /// How long each client's calls may take and how much of an answer
+    /// they read.
+    limits: Limits,
     clock: Clock,
 }
 
@@ -220,6 +227,7 @@ impl TenantRegistry {
         source: Arc<ConfigSource>,
         settings: &Settings,
         http: reqwest::Client,
+        limits: Limits,
         clock: Clock,
     ) -> Self {
         let cache: &CacheSettings = &settings.cache;
@@ -236,13 +244,15 @@ impl TenantRegistry {
             ttl: cache.tenant_ttl,
             max_stale: cache.max_stale,
             clients: Arc::new(Clients {
-                dropbox: DropboxApp::new(http.clone(), services, clock.clone()),
+                dropbox: DropboxApp::new(http.clone(), services, clock.clone())
+                    .with_limits(limits.dropbox),
                 tokens: TokenCache::new(cache.tenant_max_size),
                 image_cache_ttl: settings.web.image_cache_ttl,
                 openai_url: services.openai.clone(),
                 telegram_url: services.telegram.clone(),
                 smtp_tls_ca_file: services.smtp_tls_ca_file.clone(),
                 pacer: Arc::new(Pacer::new(settings.ai_rate_per_minute, clock.clone())),
+                limits,
                 http,
                 clock,
             }),

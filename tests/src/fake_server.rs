@@ -95,9 +95,17 @@ impl FakeServer {
     ///
     /// Panics (test helper) if the port cannot be bound.
     pub async fn bind(name: &str) -> Bound {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        FakeServer::bind_at(name, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Binds `addr` (port 0: any free port) without serving yet; a server
+    /// that was shut down comes back on its old address this way.
+    ///
+    /// Panics (test helper) if the address cannot be bound.
+    pub async fn bind_at(name: &str, addr: SocketAddr) -> Bound {
+        let listener = TcpListener::bind(addr)
             .await
-            .unwrap_or_else(|e| panic!("{name}: bind 127.0.0.1:0: {e}"));
+            .unwrap_or_else(|e| panic!("{name}: bind {addr}: {e}"));
         let addr = listener
             .local_addr()
             .unwrap_or_else(|e| panic!("{name}: local_addr: {e}"));

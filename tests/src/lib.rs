@@ -11,6 +11,7 @@ pub mod fake_openai;
 pub mod fake_orchestrator;
 pub mod fake_server;
 pub mod fake_telegram;
+pub mod faults;
 pub mod harness;
 pub mod lambda;
 pub mod log_capture;

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use axum::http::HeaderMap;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{AlgorithmFamily, DecodingKey, Validation};
+use publisher::bounded::{self, OIDC};
 use publisher::clock::Clock;
 use publisher::settings::{Auth0Settings, WebSettings};
 use secrecy::ExposeSecret;
@@ -28,7 +29,7 @@ const STATE_PURPOSE: &str = "oidc";
 const PROVIDER_TTL: Duration = Duration::from_secs(3600);
 /// A token with an unknown key id refetches the keys (rotation), at most this often.
 const MIN_KEY_REFRESH: Duration = Duration::from_secs(30);
-const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+const HTTP_TIMEOUT: Duration = OIDC.time;
 /// Clock skew allowed on the id token's times.
 const LEEWAY_SECONDS: u64 = 60;
 
@@ -247,10 +248,12 @@ impl Oidc {
             .await
             .and_then(reqwest::Response::error_for_status);
         match response {
-            Ok(response) => response.json::<TokenResponse>().await.map_err(|error| {
-                tracing::warn!(%error, "OIDC: unreadable token response");
-                AuthError::CallbackFailed
-            }),
+            Ok(response) => bounded::json::<TokenResponse>(response, OIDC.bytes)
+                .await
+                .map_err(|error| {
+                    tracing::warn!(%error, "OIDC: unreadable token response");
+                    AuthError::CallbackFailed
+                }),
             Err(error) => {
                 tracing::warn!(error = %error.without_url(), "OIDC: code exchange failed");
                 Err(AuthError::CallbackFailed)
@@ -323,13 +326,15 @@ impl Oidc {
             .await
             .and_then(reqwest::Response::error_for_status);
         let info = match info {
-            Ok(response) => response.json::<UserInfo>().await,
-            Err(error) => Err(error),
+            Ok(response) => bounded::json::<UserInfo>(response, OIDC.bytes)
+                .await
+                .map_err(|error| error.to_string()),
+            Err(error) => Err(error.without_url().to_string()),
         };
         match info {
             Ok(info) => Ok((info.email, info.email_verified)),
             Err(error) => {
-                tracing::warn!(error = %error.without_url(), "OIDC: userinfo failed");
+                tracing::warn!(%error, "OIDC: userinfo failed");
                 Err(AuthError::CallbackFailed)
             }
         }
@@ -401,7 +406,9 @@ impl Oidc {
             .await
             .and_then(reqwest::Response::error_for_status)
             .map_err(|e| e.to_string())?;
-        response.json::<T>().await.map_err(|e| e.to_string())
+        bounded::json(response, OIDC.bytes)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
