@@ -5,6 +5,7 @@ macro_rules! fixture {
     };
 }
 
+pub mod arbitrary;
 pub mod fake_dropbox;
 pub mod fake_oidc;
 pub mod fake_openai;

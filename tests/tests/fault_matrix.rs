@@ -62,6 +62,17 @@ enum Dependency {
 use Dependency::*;
 use Fault::*;
 
+const DEPENDENCIES: [Dependency; 8] = [
+    Orchestrator,
+    DynamoDb,
+    DropboxApi,
+    DropboxContent,
+    OpenAi,
+    Telegram,
+    Smtp,
+    Oidc,
+];
+
 /// What one fault of one dependency came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Outcome {
@@ -196,6 +207,15 @@ const NO_STATE: &str = "no login state issued";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_dependency_and_every_fault() {
+    for dependency in DEPENDENCIES {
+        for fault in Fault::ALL {
+            let rows = MATRIX
+                .iter()
+                .filter(|row| row.0 == dependency && row.1 == fault)
+                .count();
+            assert_eq!(rows, 1, "{dependency:?} × {}", fault.name());
+        }
+    }
     let moto = Arc::new(Moto::start().await);
     let rows = MATRIX
         .iter()

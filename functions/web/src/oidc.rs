@@ -463,4 +463,82 @@ mod tests {
             None
         );
     }
+
+    /// Property tests (`make fuzz` runs them at 20 000 cases each).
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// State cookie values: their own shape with any parts, or anything.
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                (
+                    "(v1|)",
+                    "[0-9]{0,20}|\\PC{0,6}",
+                    "[A-Za-z0-9_-]{0,40}",
+                    "[A-Za-z0-9_-]{0,40}",
+                    "[A-Za-z0-9_=+/-]{0,50}"
+                )
+                    .prop_map(|(v, e, s, n, t)| format!("{v}.{e}.{s}.{n}.{t}")),
+                "\\PC{0,100}",
+            ]
+        }
+
+        /// The provider as discovery would have found it, just now.
+        fn with_provider(o: &Oidc) {
+            let provider = Provider {
+                discovery: Discovery {
+                    issuer: "https://example.auth0.com".into(),
+                    authorization_endpoint: "https://example.auth0.com/authorize".into(),
+                    token_endpoint: "https://example.auth0.com/oauth/token".into(),
+                    jwks_uri: "https://example.auth0.com/.well-known/jwks.json".into(),
+                    userinfo_endpoint: None,
+                },
+                keys: JwkSet { keys: Vec::new() },
+                fetched_at: o.clock.now(),
+            };
+            *o.provider.try_write().expect("no one else holds it") = Some(Arc::new(provider));
+        }
+
+        proptest! {
+            #[test]
+            fn any_value_is_refused_without_panicking(
+                value in value(),
+                tenant in "\\PC{0,12}",
+                state in "\\PC{0,40}",
+                // The clock's time (not outside data), up to the year 9999.
+                now in 0u64..=253_402_300_799,
+            ) {
+                prop_assert_eq!(oidc().state_nonce(&value, &tenant, &state, now), None);
+            }
+
+            /// The cookie a login starts with gives its nonce back to the
+            /// callback that carries its state, for its tenant only.
+            #[test]
+            fn an_issued_state_comes_back_to_its_callback(tenant in "\\PC{1,20}", other in "\\PC{1,20}") {
+                let o = oidc();
+                with_provider(&o);
+                let mut headers = HeaderMap::new();
+                let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+                let authorize = runtime.block_on(o.start(&tenant, &mut headers)).expect("a login starts");
+                let url = url::Url::parse(&authorize).expect("a URL");
+                let param = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+                let (state, nonce) = (param("state").expect("state"), param("nonce").expect("nonce"));
+                let cookie = headers
+                    .get_all(axum::http::header::SET_COOKIE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .filter_map(|v| cookie::Cookie::parse(v.to_string()).ok())
+                    .find(|c| c.name() == STATE_COOKIE)
+                    .expect("the state cookie");
+                let now = unix_secs(o.clock.now());
+                prop_assert_eq!(o.state_nonce(cookie.value(), &tenant, &state, now), Some(nonce));
+                prop_assert_eq!(o.state_nonce(cookie.value(), &tenant, "another state", now), None);
+                if other != tenant {
+                    prop_assert_eq!(o.state_nonce(cookie.value(), &other, &state, now), None);
+                }
+                prop_assert_eq!(o.state_nonce(cookie.value(), &tenant, &state, now + STATE_TTL.as_secs() + 1), None);
+            }
+        }
+    }
 }

@@ -278,11 +278,17 @@ fn runtime_item(item: &HashMap<String, AttributeValue>) -> Result<RuntimeItem, T
             .and_then(|v| v.parse().ok())
             .ok_or(TierError::Malformed(name))
     };
+    // A time past what `SystemTime` holds is malformed, not a panic.
+    let time = |name: &'static str, since_epoch: Duration| {
+        UNIX_EPOCH
+            .checked_add(since_epoch)
+            .ok_or(TierError::Malformed(name))
+    };
     Ok(RuntimeItem {
         envelope: string("config")?,
         config_version: string("config_version")?,
-        fetched_at: UNIX_EPOCH + Duration::from_millis(number("fetched_at")?),
-        fresh_until: UNIX_EPOCH + Duration::from_secs(number("fresh_until")?),
+        fetched_at: time("fetched_at", Duration::from_millis(number("fetched_at")?))?,
+        fresh_until: time("fresh_until", Duration::from_secs(number("fresh_until")?))?,
     })
 }
 
@@ -315,6 +321,8 @@ mod tests {
             ("config_version", Some(s(""))),
             ("fetched_at", Some(s("soon"))),
             ("fresh_until", Some(AttributeValue::N("-1".into()))),
+            // Past what a `SystemTime` holds (this panicked once).
+            ("fresh_until", Some(n(u64::MAX))),
         ] {
             let mut item = good();
             match bad {
