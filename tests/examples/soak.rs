@@ -45,6 +45,9 @@ const TABLE_DOWN: Duration = Duration::from_secs(30);
 const ROTATED: usize = 7;
 const REVOKE_AFTER: Duration = Duration::from_secs(90);
 const MAX_RSS_GROWTH_KB: u64 = 5 * 1024;
+/// How often the web process's RSS is sampled, to tell growth that levels
+/// off from growth that goes on.
+const RSS_EVERY: Duration = Duration::from_secs(30);
 
 fn host(n: usize) -> String {
     format!("t{n:02}.shibari.photo")
@@ -143,15 +146,93 @@ impl Drop for Web {
 
 impl Web {
     fn rss_kb(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|kb| kb.parse().ok())
-            .unwrap_or(0)
+        rss_kb(self.child.id())
     }
+}
+
+/// The resident set of process `pid`, in kB (0 when it cannot be read).
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kb| kb.parse().ok())
+        .unwrap_or(0)
+}
+
+/// What the conductor switches.
+struct Conductor {
+    orchestrator: FakeOrchestrator,
+    orchestrator_proxy: Arc<FaultProxy>,
+    dropbox: FakeDropbox,
+    table: Arc<FaultProxy>,
+    pid: u32,
+}
+
+/// Brings the outages and the rotation about as `schedule` says, until its
+/// end; answers the RSS samples it took.
+async fn conduct(c: Conductor, schedule: Schedule, started: Instant) -> Vec<String> {
+    let (mut orchestrator_down, mut table_down) = (false, false);
+    let (mut rotated, mut revoked) = (false, false);
+    let old_refresh = storage_refresh_token(ROTATED);
+    let mut next_sample = RSS_EVERY;
+    let mut samples = Vec::new();
+    let say = |at: Duration, what: String| println!("{:>5} s: {what}", at.as_secs());
+    while started.elapsed() < schedule.duration {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let at = started.elapsed();
+        let down = schedule.orchestrator_down(at);
+        if down != orchestrator_down {
+            c.orchestrator_proxy
+                .set(down.then_some(Fault::Refused))
+                .await;
+            orchestrator_down = down;
+            say(
+                at,
+                format!("orchestrator {}", if down { "down" } else { "back" }),
+            );
+        }
+        let down = schedule.table_down(at);
+        if down != table_down {
+            c.table.set(down.then_some(Fault::Refused)).await;
+            table_down = down;
+            say(
+                at,
+                format!("DynamoDB {}", if down { "down" } else { "back" }),
+            );
+        }
+        if !rotated && at >= schedule.rotate_at() {
+            rotate(&c.orchestrator, &c.dropbox);
+            rotated = true;
+            say(
+                at,
+                format!("{} rotated its Dropbox credential", tenant(ROTATED)),
+            );
+        }
+        if rotated && !revoked && at >= schedule.rotate_at() + REVOKE_AFTER {
+            c.dropbox.revoke_refresh_token(&old_refresh);
+            revoked = true;
+            say(
+                at,
+                format!("{}'s old refresh token revoked", tenant(ROTATED)),
+            );
+        }
+        if at >= next_sample {
+            samples.push(format!("{}s {} kB", next_sample.as_secs(), rss_kb(c.pid)));
+            next_sample += RSS_EVERY;
+        }
+    }
+    samples
+}
+
+/// The refresh token of tenant `n`'s storage credential, as seeded.
+fn storage_refresh_token(n: usize) -> String {
+    credentials_for(&tenant(n))
+        .into_iter()
+        .find(|(cref, _)| cref.starts_with("ref-storage-"))
+        .and_then(|(_, payload)| payload["refresh_token"].as_str().map(str::to_string))
+        .expect("a storage credential")
 }
 
 /// A small JPEG or PNG, different per tenant and image.
@@ -198,7 +279,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn main() -> ExitCode {
     let duration = Duration::from_secs(env_number("SOAK_SECONDS", 600));
     let rate = env_number("SOAK_RATE", 50).max(1);
-    let schedule = Schedule::new(duration);
     let web_bin = std::env::var_os("WEB_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("target/release/web"));
@@ -217,11 +297,7 @@ async fn main() -> ExitCode {
     let dropbox = FakeDropbox::start().await;
     for n in 0..TENANTS {
         orchestrator.seed_tenant(&host(n), &tenant(n), &envelope(n, "v1"));
-        let (_, payload) = credentials_for(&tenant(n))
-            .into_iter()
-            .find(|(cref, _)| cref.starts_with("ref-storage-"))
-            .expect("a storage credential");
-        dropbox.add_refresh_token(payload["refresh_token"].as_str().unwrap_or_default());
+        dropbox.add_refresh_token(&storage_refresh_token(n));
         for (i, name) in IMAGES.iter().enumerate() {
             let format = if name.ends_with(".png") {
                 ImageFormat::Png
@@ -300,64 +376,31 @@ async fn main() -> ExitCode {
 
     let records = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
+    // The outages, the rotation and the RSS samples run beside the load, so
+    // that switching a proxy never holds a request back.
+    let conductor = tokio::spawn(conduct(
+        Conductor {
+            orchestrator: orchestrator.clone(),
+            orchestrator_proxy: Arc::new(orchestrator_proxy),
+            dropbox: dropbox.clone(),
+            table: Arc::new(table),
+            pid: web.child.id(),
+        },
+        Schedule::new(duration),
+        started,
+    ));
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut orchestrator_is_down, mut table_is_down) = (false, false);
-    let (mut rotated, mut revoked) = (false, false);
-    let old_refresh = credentials_for(&tenant(ROTATED))
-        .into_iter()
-        .find(|(cref, _)| cref.starts_with("ref-storage-"))
-        .map(|(_, payload)| payload)
-        .expect("a storage credential");
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut sent: u64 = 0;
     let mut requests = Vec::new();
     while started.elapsed() < duration {
         tick.tick().await;
         let at = started.elapsed();
-        // The outages and the rotation, as the clock says.
-        let down = schedule.orchestrator_down(at);
-        if down != orchestrator_is_down {
-            orchestrator_proxy.set(down.then_some(Fault::Refused)).await;
-            orchestrator_is_down = down;
-            println!(
-                "{:>5} s: orchestrator {}",
-                at.as_secs(),
-                if down { "down" } else { "back" }
-            );
-        }
-        let down = schedule.table_down(at);
-        if down != table_is_down {
-            table.set(down.then_some(Fault::Refused)).await;
-            table_is_down = down;
-            println!(
-                "{:>5} s: DynamoDB {}",
-                at.as_secs(),
-                if down { "down" } else { "back" }
-            );
-        }
-        if !rotated && at >= schedule.rotate_at() {
-            rotate(&orchestrator, &dropbox);
-            rotated = true;
-            println!(
-                "{:>5} s: {} rotated its Dropbox credential",
-                at.as_secs(),
-                tenant(ROTATED)
-            );
-        }
-        if rotated && !revoked && at >= schedule.rotate_at() + REVOKE_AFTER {
-            dropbox.revoke_refresh_token(old_refresh["refresh_token"].as_str().unwrap_or_default());
-            revoked = true;
-            println!(
-                "{:>5} s: {}'s old refresh token revoked",
-                at.as_secs(),
-                tenant(ROTATED)
-            );
-        }
         let n = (sent as usize) % TENANTS;
         let path = route(sent / TENANTS as u64);
         sent += 1;
         let (http, base, records) = (http.clone(), base.clone(), records.clone());
-        let phase = schedule.phase(at);
+        let phase = Schedule::new(duration).phase(at);
         requests.push(tokio::spawn(async move {
             let begun = Instant::now();
             let status = http
@@ -385,9 +428,15 @@ async fn main() -> ExitCode {
     // Let the process settle (idle connections, caches) before the last look.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_end = web.rss_kb();
+    let samples = conductor.await.unwrap_or_default();
+    println!(
+        "web RSS every {} s: {}",
+        RSS_EVERY.as_secs(),
+        samples.join(", ")
+    );
     let records = std::mem::take(&mut *publisher_tests::fake_server::lock(&records));
     // The processes (web, moto) stop when their handles drop, at the end.
-    match report(&records, rss_start, rss_end, &web, schedule.duration) {
+    match report(&records, rss_start, rss_end, &web, duration) {
         true => ExitCode::FAILURE,
         false => ExitCode::SUCCESS,
     }
