@@ -6,11 +6,12 @@
 //!
 //! Each row runs against its own fakes (DynamoDB: moto) with a `FaultProxy`
 //! (SMTP: an `SmtpFault`) in place of the failing service. The clients get
-//! time limits of one second through the constructors production passes its
-//! own limits to (`App::assemble_within`, `Table::bounded`,
-//! `ORCHESTRATOR_TIMEOUT_SECONDS`), time otherwise runs on each app's manual
-//! clock, and the rows run at once: the matrix takes about as long as its
-//! slowest row (the OIDC client's fixed 10 s limit).
+//! time limits of one second (DynamoDB: production's divided by four)
+//! through the constructors production passes its own limits to
+//! (`App::assemble_within`, `Table::bounded`, `ORCHESTRATOR_TIMEOUT_SECONDS`),
+//! time otherwise runs on each app's manual clock, and the rows run at once:
+//! the matrix takes about as long as its slowest row (the OIDC client's
+//! fixed 10 s limit).
 
 use std::path::Path;
 use std::sync::Arc;
