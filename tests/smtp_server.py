@@ -2,7 +2,10 @@
 required before AUTH, AUTH required before mail, and every accepted message
 stored in a directory as <n>.eml plus <n>.json (envelope and login).
 
-Usage: smtp_server.py PORT CERT KEY USER PASSWORD OUTDIR
+Usage: smtp_server.py PORT CERT KEY USER PASSWORD OUTDIR [plain]
+With "plain", the server offers no STARTTLS at all and takes AUTH in plain
+text: a client that must never send its password so is checked against it.
+Every AUTH attempt is appended to OUTDIR/auth.log.
 Prints "READY" on stdout once it accepts connections; runs until killed.
 """
 
@@ -18,10 +21,13 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 def main():
     port, cert, key, user, password, outdir = sys.argv[1:7]
+    plain = sys.argv[7:8] == ["plain"]
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(cert, key)
 
     def authenticator(server, session, envelope, mechanism, auth_data):
+        with open(os.path.join(outdir, "auth.log"), "a") as f:
+            f.write(f"{mechanism} tls={session.ssl is not None}\n")
         ok = (
             isinstance(auth_data, LoginPassword)
             and auth_data.login.decode() == user
@@ -53,10 +59,10 @@ def main():
         Store(),
         hostname="127.0.0.1",
         port=int(port),
-        tls_context=tls,
-        require_starttls=True,
+        tls_context=None if plain else tls,
+        require_starttls=not plain,
         auth_required=True,
-        auth_require_tls=True,
+        auth_require_tls=not plain,
         authenticator=authenticator,
         data_size_limit=64 * 1024 * 1024,
     )

@@ -154,9 +154,7 @@ impl OrchestratorClient {
             StatusCode::OK => {
                 let payload: CredentialPayload =
                     serde_json::from_slice(&bytes).map_err(|_| CredentialErrorKind::Unavailable)?;
-                return payload
-                    .into_credential(role)
-                    .inspect(crate::telemetry::redact_secret);
+                return payload.into_credential(role);
             }
             StatusCode::NOT_FOUND => CredentialErrorKind::NotFound,
             _ => CredentialErrorKind::Unavailable,

@@ -7,6 +7,8 @@ use std::fmt;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::telemetry::{self, Mask};
+
 /// The role a credential plays for a tenant; each role accepts one provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
@@ -66,33 +68,24 @@ impl fmt::Debug for CredentialRef {
     }
 }
 
-/// A resolved secret, typed per provider.
+/// A resolved secret for a role: the Dropbox refresh token, the OpenAI API
+/// key, the Telegram bot token or the SMTP password. Its value is masked in
+/// every log line for as long as the credential lives.
 #[derive(Debug, Clone)]
-pub enum Credential {
-    Dropbox { refresh_token: SecretString },
-    Openai { api_key: SecretString },
-    Telegram { bot_token: SecretString },
-    Smtp { password: SecretString },
+pub struct Credential {
+    role: Role,
+    secret: SecretString,
+    _mask: Mask,
 }
 
 impl Credential {
     pub fn provider(&self) -> &'static str {
-        match self {
-            Credential::Dropbox { .. } => "dropbox",
-            Credential::Openai { .. } => "openai",
-            Credential::Telegram { .. } => "telegram",
-            Credential::Smtp { .. } => "smtp",
-        }
+        self.role.provider()
     }
 
     /// The secret value itself, for the client that needs it.
     pub fn secret(&self) -> &SecretString {
-        match self {
-            Credential::Dropbox { refresh_token } => refresh_token,
-            Credential::Openai { api_key } => api_key,
-            Credential::Telegram { bot_token } => bot_token,
-            Credential::Smtp { password } => password,
-        }
+        &self.secret
     }
 }
 
@@ -158,15 +151,12 @@ impl fmt::Debug for CredentialPayload {
     }
 }
 
-/// Wraps a secret in the credential type of `role`.
+/// The credential of `role` holding `secret`.
 pub fn credential_for(role: Role, secret: SecretString) -> Credential {
-    match role {
-        Role::Storage => Credential::Dropbox {
-            refresh_token: secret,
-        },
-        Role::Openai => Credential::Openai { api_key: secret },
-        Role::Telegram => Credential::Telegram { bot_token: secret },
-        Role::Smtp => Credential::Smtp { password: secret },
+    Credential {
+        role,
+        _mask: telemetry::mask(&secret),
+        secret,
     }
 }
 

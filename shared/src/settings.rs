@@ -7,11 +7,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
 
 use crate::config::StandaloneEnv;
+use crate::static_config::{StaticConfig, StaticConfigError};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SettingsError {
@@ -30,6 +32,9 @@ pub enum SettingsError {
     },
     #[error("{var}: {reason}")]
     Invalid { var: &'static str, reason: String },
+    /// A file of `PV2_STATIC_CONFIG_DIR`: the error names the file, key and line.
+    #[error("PV2_STATIC_CONFIG_DIR: {0}")]
+    Static(#[from] StaticConfigError),
 }
 
 /// Where tenant configuration comes from.
@@ -58,6 +63,9 @@ pub struct OrchestratorSettings {
     pub prefer_post: bool,
     pub timeout: Duration,
     pub max_attempts: u32,
+    /// `LOCAL_TENANT_STORAGE_DIR`: local runs only. Set, an envelope may ask
+    /// for the storage provider `local`: the tenant's folder in it.
+    pub local_storage_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -109,7 +117,9 @@ pub struct Auth0Settings {
     pub domain: String,
     pub client_id: String,
     pub client_secret: SecretString,
-    pub callback_url: String,
+    /// The redirect URI, `{host}` standing for the request's host; `None`:
+    /// the request's own `/auth/callback`.
+    pub callback_url: Option<String>,
     pub admin_emails: Vec<String>,
     pub issuer_url: String,
 }
@@ -164,6 +174,8 @@ pub struct Settings {
     pub ai_rate_per_minute: u32,
     pub services: ServiceUrls,
     pub log_format_json: bool,
+    /// The static files (`PV2_STATIC_CONFIG_DIR`) over the embedded defaults.
+    pub statics: Arc<StaticConfig>,
 }
 
 impl Settings {
@@ -175,6 +187,12 @@ impl Settings {
     /// Reads settings through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let env = Env(&lookup);
+        // Read first: its service limits are the defaults of variables below.
+        let statics = StaticConfig::load(
+            env.string("PV2_STATIC_CONFIG_DIR")
+                .map(PathBuf::from)
+                .as_deref(),
+        )?;
         let base_domain = env
             .string("ORCHESTRATOR_BASE_DOMAIN")
             .map(|d| crate::host::normalize(&d))
@@ -202,10 +220,11 @@ impl Settings {
             base_domain,
             cache: cache_settings(&env)?,
             publisher_table: env.string("PUBLISHER_TABLE"),
-            web: web_settings(&env)?,
+            web: web_settings(&env, &statics)?,
             publish_hosts: env.list("PUBLISH_HOSTS"),
             warmup_hosts: env.list("WARMUP_HOSTS"),
-            ai_rate_per_minute: env.number("AI_RATE_PER_MINUTE", 20)?,
+            ai_rate_per_minute: env
+                .number("AI_RATE_PER_MINUTE", statics.services.ai_rate_per_minute)?,
             services: ServiceUrls {
                 dropbox_api: env.url("DROPBOX_API_URL", "https://api.dropboxapi.com"),
                 dropbox_content: env.url("DROPBOX_CONTENT_URL", "https://content.dropboxapi.com"),
@@ -216,6 +235,7 @@ impl Settings {
                 dropbox_app_secret: env.secret("DROPBOX_APP_SECRET"),
             },
             log_format_json,
+            statics: Arc::new(statics),
         })
     }
 
@@ -259,6 +279,7 @@ fn orchestrator_settings(env: &Env, url: String) -> Result<OrchestratorSettings,
         prefer_post: env.boolean("ORCHESTRATOR_PREFER_POST", true)?,
         timeout: Duration::from_secs(timeout.max(1)),
         max_attempts: max_attempts.max(1),
+        local_storage_dir: env.string("LOCAL_TENANT_STORAGE_DIR").map(PathBuf::from),
     })
 }
 
@@ -338,12 +359,27 @@ fn cache_settings(env: &Env) -> Result<CacheSettings, SettingsError> {
     })
 }
 
-fn web_settings(env: &Env) -> Result<WebSettings, SettingsError> {
+/// Shorter admin passwords are refused at start (outside `WEB_DEBUG`): the
+/// fleet-wide failure limits allow a guesser thousands of tries a day.
+pub const MIN_ADMIN_PASSWORD_CHARS: usize = 12;
+
+fn web_settings(env: &Env, statics: &StaticConfig) -> Result<WebSettings, SettingsError> {
     let debug = env.boolean("WEB_DEBUG", false)?;
     let admin_password = env
         .secret("WEB_ADMIN_PASSWORD")
         .or_else(|| env.secret("web_admin_pw"));
     let auth0 = auth0_settings(env)?;
+    if let Some(password) = &admin_password {
+        let length = secrecy::ExposeSecret::expose_secret(password)
+            .chars()
+            .count();
+        if length < MIN_ADMIN_PASSWORD_CHARS && !debug {
+            return Err(SettingsError::Invalid {
+                var: "WEB_ADMIN_PASSWORD",
+                reason: format!("must be at least {MIN_ADMIN_PASSWORD_CHARS} characters"),
+            });
+        }
+    }
     let session_secret = env.secret("WEB_SESSION_SECRET");
     if let Some(secret) = &session_secret {
         if secrecy::ExposeSecret::expose_secret(secret).len() < 32 {
@@ -371,7 +407,10 @@ fn web_settings(env: &Env) -> Result<WebSettings, SettingsError> {
         admin_cookie_ttl: Duration::from_secs(ttl.clamp(60, 86_400)),
         auth_token: env.secret("WEB_AUTH_TOKEN"),
         auth_basic,
-        image_cache_ttl: Duration::from_secs(env.number("WEB_IMAGE_CACHE_TTL_SECONDS", 30)?),
+        image_cache_ttl: match env.string("WEB_IMAGE_CACHE_TTL_SECONDS") {
+            Some(_) => Duration::from_secs(env.number("WEB_IMAGE_CACHE_TTL_SECONDS", 0)?),
+            None => statics.services.web_image_cache_ttl,
+        },
         debug,
         auth0,
     })
@@ -390,7 +429,7 @@ fn auth0_settings(env: &Env) -> Result<Option<Auth0Settings>, SettingsError> {
         })
     };
     let client_secret = SecretString::from(required("AUTH0_CLIENT_SECRET")?);
-    let callback_url = required("AUTH0_CALLBACK_URL")?;
+    let callback_url = env.string("AUTH0_CALLBACK_URL");
     let admin_emails = required("ADMIN_LOGIN_EMAILS")?
         .split(',')
         .map(|e| e.trim().to_lowercase())
@@ -554,6 +593,20 @@ mod tests {
         assert!(!o.prefer_post);
         assert_eq!(o.timeout, Duration::from_secs(2));
         assert_eq!(o.max_attempts, 3);
+        assert_eq!(o.local_storage_dir, None);
+    }
+
+    #[test]
+    fn local_tenant_storage_is_read_in_orchestrated_mode_only() {
+        let vars = [
+            ("ORCHESTRATOR_BASE_URL", "http://127.0.0.1:8100"),
+            ("ORCHESTRATOR_SERVICE_TOKEN", "tok"),
+            ("LOCAL_TENANT_STORAGE_DIR", " /tmp/tenants "),
+        ];
+        let Mode::Orchestrated(o) = settings(&vars).expect("valid").mode else {
+            panic!("expected orchestrated mode")
+        };
+        assert_eq!(o.local_storage_dir, Some(PathBuf::from("/tmp/tenants")));
     }
 
     #[test]
@@ -617,23 +670,34 @@ mod tests {
 
     #[test]
     fn admin_login_needs_a_long_session_secret() {
-        let err = settings(&[("WEB_ADMIN_PASSWORD", "pw")]).unwrap_err();
+        const PW: &str = "twelve chars";
+        let err = settings(&[("WEB_ADMIN_PASSWORD", PW)]).unwrap_err();
         assert!(err.to_string().contains("WEB_SESSION_SECRET"), "{err}");
-        let err = settings(&[
-            ("WEB_ADMIN_PASSWORD", "pw"),
-            ("WEB_SESSION_SECRET", "short"),
-        ])
-        .unwrap_err();
+        let err =
+            settings(&[("WEB_ADMIN_PASSWORD", PW), ("WEB_SESSION_SECRET", "short")]).unwrap_err();
         assert!(err.to_string().contains("32 bytes"), "{err}");
         let debug =
             settings(&[("WEB_ADMIN_PASSWORD", "pw"), ("WEB_DEBUG", "true")]).expect("debug");
         assert_eq!(debug.web.auth_mode(), AuthMode::Password);
         let ok = settings(&[
-            ("web_admin_pw", "pw"),
+            ("web_admin_pw", PW),
             ("WEB_SESSION_SECRET", &"k".repeat(32)),
         ])
         .expect("ok");
         assert_eq!(ok.web.auth_mode(), AuthMode::Password);
+    }
+
+    #[test]
+    fn a_short_admin_password_stops_the_start_and_is_not_echoed() {
+        let err = settings(&[
+            ("WEB_ADMIN_PASSWORD", "hunter2-abc"),
+            ("WEB_SESSION_SECRET", &"k".repeat(32)),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "WEB_ADMIN_PASSWORD: must be at least 12 characters"
+        );
     }
 
     #[test]
@@ -683,6 +747,48 @@ mod tests {
         assert_eq!(st.secrets["OPENAI_API_KEY"].expose_secret(), "sk-abc");
         let err = settings(&[("STORAGE_PROVIDER", "local")]).unwrap_err();
         assert!(err.to_string().contains("LOCAL_STORAGE_DIR"), "{err}");
+    }
+
+    #[test]
+    fn service_limits_precedence_environment_over_file_over_default() {
+        let defaults = settings(&[]).expect("defaults");
+        assert_eq!(defaults.ai_rate_per_minute, 20);
+        assert_eq!(defaults.web.image_cache_ttl, Duration::from_secs(30));
+        assert!(defaults.statics.dir.is_none());
+
+        let dir = std::env::temp_dir().join(format!("settings-static-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(
+            dir.join("service_limits.yaml"),
+            "ai:\n  rate_per_minute: 7\nweb:\n  image_cache_ttl_seconds: 90\n",
+        )
+        .expect("write");
+        let path = dir.display().to_string();
+        let file = settings(&[("PV2_STATIC_CONFIG_DIR", &path)]).expect("file");
+        assert_eq!(file.ai_rate_per_minute, 7);
+        assert_eq!(file.web.image_cache_ttl, Duration::from_secs(90));
+        let env = settings(&[
+            ("PV2_STATIC_CONFIG_DIR", &path),
+            ("AI_RATE_PER_MINUTE", "3"),
+            ("WEB_IMAGE_CACHE_TTL_SECONDS", "5"),
+        ])
+        .expect("env");
+        assert_eq!(env.ai_rate_per_minute, 3);
+        assert_eq!(env.web.image_cache_ttl, Duration::from_secs(5));
+
+        std::fs::write(
+            dir.join("service_limits.yaml"),
+            "ai:\n  rate_per_minute: -3\n",
+        )
+        .expect("write");
+        let err = settings(&[("PV2_STATIC_CONFIG_DIR", &path)]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("PV2_STATIC_CONFIG_DIR: ")
+                && text.contains("service_limits.yaml, line 2, key ai.rate_per_minute"),
+            "{text}"
+        );
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! The redaction is a second line of defence: secrets are never logged on
 //! purpose, and live in `secrecy` types that cannot print themselves.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::sync::{Arc, LazyLock, RwLock};
 
@@ -12,8 +13,6 @@ use regex::Regex;
 use secrecy::{ExposeSecret, SecretString};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
-
-use crate::secrets::Credential;
 
 const MASK: &str = "***";
 /// Shorter values would mask ordinary words; such secrets are weak anyway.
@@ -34,10 +33,11 @@ static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
     .collect()
 });
 
+/// The exact values to mask, each with how many live holders it has.
 #[derive(Default)]
 struct KnownSecrets {
-    values: std::collections::HashSet<String>,
-    /// Rebuilt lazily by the next log line after new secrets arrive, so that
+    values: HashMap<String, usize>,
+    /// Rebuilt lazily by the next log line after the set changed, so that
     /// registering many secrets (a warmup run) costs one rebuild, not one each.
     matcher: Option<Arc<AhoCorasick>>,
     dirty: bool,
@@ -45,22 +45,65 @@ struct KnownSecrets {
 
 static KNOWN: LazyLock<RwLock<KnownSecrets>> = LazyLock::new(RwLock::default);
 
-/// Remembers `secret` so that its exact value is masked in every log line.
+fn known() -> std::sync::RwLockWriteGuard<'static, KnownSecrets> {
+    KNOWN.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Remembers `secret` for the life of the process, so that its exact value
+/// is masked in every log line (the process's own settings).
 pub fn register_secret(secret: &SecretString) {
+    std::mem::forget(mask(secret));
+}
+
+/// Masks `secret` in every log line for as long as the returned handle (or
+/// a clone of it) lives: a resolved credential or an access token is
+/// forgotten once nothing holds it, so the set does not grow with every
+/// rotation.
+pub fn mask(secret: &SecretString) -> Mask {
     let value = secret.expose_secret();
     if value.len() < MIN_SECRET_LEN {
-        return;
+        return Mask { _holder: None };
     }
-    if KNOWN
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .values
-        .contains(value)
-    {
-        return;
+    let mut known = known();
+    let holders = known.values.entry(value.to_string()).or_default();
+    *holders += 1;
+    known.dirty |= *holders == 1;
+    Mask {
+        _holder: Some(Arc::new(Masked(secret.clone()))),
     }
-    let mut known = KNOWN.write().unwrap_or_else(|e| e.into_inner());
-    known.dirty |= known.values.insert(value.to_string());
+}
+
+/// Keeps a secret masked while it lives; see [`mask`].
+#[derive(Clone)]
+pub struct Mask {
+    _holder: Option<Arc<Masked>>,
+}
+
+impl std::fmt::Debug for Mask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Mask")
+    }
+}
+
+struct Masked(SecretString);
+
+impl Drop for Masked {
+    fn drop(&mut self) {
+        let mut known = known();
+        let value = self.0.expose_secret();
+        if let Some(holders) = known.values.get_mut(value) {
+            *holders -= 1;
+            if *holders == 0 {
+                known.values.remove(value);
+                known.dirty = true;
+            }
+        }
+    }
+}
+
+/// How many distinct secret values are masked now.
+pub fn masked_count() -> usize {
+    KNOWN.read().unwrap_or_else(|e| e.into_inner()).values.len()
 }
 
 fn secret_matcher() -> Option<Arc<AhoCorasick>> {
@@ -70,22 +113,17 @@ fn secret_matcher() -> Option<Arc<AhoCorasick>> {
             return known.matcher.clone();
         }
     }
-    let mut known = KNOWN.write().unwrap_or_else(|e| e.into_inner());
+    let mut known = known();
     if known.dirty {
         known.matcher = AhoCorasick::builder()
             // Leftmost-longest: a secret that contains another is masked whole.
             .match_kind(aho_corasick::MatchKind::LeftmostLongest)
-            .build(&known.values)
+            .build(known.values.keys())
             .ok()
             .map(Arc::new);
         known.dirty = false;
     }
     known.matcher.clone()
-}
-
-/// Registers a resolved credential's secret (for `Result::inspect`).
-pub fn redact_secret(credential: &Credential) {
-    register_secret(credential.secret());
 }
 
 /// Masks secret-shaped strings and known secret values in `line`.
@@ -149,6 +187,13 @@ where
     } else {
         builder.with_ansi(false).try_init()
     };
+    if installed.is_ok() {
+        // A panic's message goes through the redacting writer too, not
+        // straight to stderr; the request or host it hit fails alone.
+        std::panic::set_hook(Box::new(|panic| {
+            tracing::error!(%panic, "panic");
+        }));
+    }
     installed.is_ok()
 }
 
@@ -201,5 +246,26 @@ mod tests {
             .write_all(b"refresh=dbx-refresh-unit-test\n")
             .expect("write");
         assert_eq!(String::from_utf8(out).expect("utf8"), "refresh=***\n");
+    }
+
+    #[test]
+    fn a_masked_secret_is_forgotten_when_its_last_holder_drops() {
+        let secret = SecretString::from("rotating-access-token-unit-7");
+        let first = mask(&secret);
+        let second = first.clone();
+        let third = mask(&secret);
+        assert_eq!(redact("t=rotating-access-token-unit-7"), "t=***");
+        drop((first, third));
+        assert_eq!(
+            redact("t=rotating-access-token-unit-7"),
+            "t=***",
+            "one holder left"
+        );
+        drop(second);
+        assert_eq!(
+            redact("t=rotating-access-token-unit-7"),
+            "t=rotating-access-token-unit-7",
+            "forgotten: the set does not grow with every rotation"
+        );
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use moka::sync::Cache;
 use tokio::sync::OnceCell;
 
-use crate::ai::{AiClient, Pacer};
+use crate::ai::{tenant_prompts, AiClient, Pacer};
 use crate::bounded::Limits;
 use crate::cache::SingleFlight;
 use crate::clock::Clock;
@@ -23,6 +23,7 @@ use crate::publishers::telegram::Telegram;
 use crate::secrets::{Credential, CredentialErrorKind, Role};
 use crate::settings::{CacheSettings, Settings};
 use crate::source::ConfigSource;
+use crate::static_config::{PlatformLimits, StaticConfig};
 use crate::storage::{
     DropboxApp, DropboxStorage, FileEntry, Listing, ListingCache, LocalStorage, Storage,
     StorageError, TokenCache,
@@ -88,6 +89,11 @@ impl TenantServices {
         Ok(self.listing().await?.files().clone())
     }
 
+    /// The caption and image limits per platform (`platform_limits.yaml`).
+    pub fn limits(&self) -> &PlatformLimits {
+        &self.clients.statics.platforms
+    }
+
     /// Drops the cached listing, after a file moved in or out of the folder.
     pub fn forget_images(&self) {
         self.listing.forget();
@@ -126,16 +132,20 @@ impl TenantServices {
                 let ai = config.ai.clone()?;
                 let credential = self.credential(Role::Openai, request_id).await?;
                 let clients = &self.clients;
-                Some(Arc::new(AiClient::new(
-                    clients.http.clone(),
-                    &clients.openai_url,
-                    credential.secret().clone(),
-                    ai,
-                    &self.config.tenant,
-                    clients.pacer.clone(),
-                    clients.limits.openai,
-                    clients.clock.clone(),
-                )))
+                let prompts = tenant_prompts(&ai, &config.confirmation, &clients.statics.prompts);
+                Some(Arc::new(
+                    AiClient::new(
+                        clients.http.clone(),
+                        &clients.openai_url,
+                        credential.secret().clone(),
+                        ai,
+                        &self.config.tenant,
+                        clients.pacer.clone(),
+                        clients.limits.openai,
+                        clients.clock.clone(),
+                    )
+                    .with_prompts(prompts),
+                ))
             })
             .await
             .clone()
@@ -179,6 +189,7 @@ impl TenantServices {
                     confirmation: config.confirmation.clone(),
                     password: credential.secret().clone(),
                     extra_ca: self.clients.smtp_tls_ca_file.clone(),
+                    statics: self.clients.statics.clone(),
                     mail_timeout: self.clients.limits.smtp,
                 }))
             })
@@ -210,6 +221,8 @@ struct Clients {
     /// How long each client's calls may take and how much of an answer
     /// they read.
     limits: Limits,
+    /// Prompts, limits and e-mail defaults (`PV2_STATIC_CONFIG_DIR`).
+    statics: Arc<StaticConfig>,
     clock: Clock,
 }
 
@@ -253,6 +266,7 @@ impl TenantRegistry {
                 smtp_tls_ca_file: services.smtp_tls_ca_file.clone(),
                 pacer: Arc::new(Pacer::new(settings.ai_rate_per_minute, clock.clone())),
                 limits,
+                statics: settings.statics.clone(),
                 http,
                 clock,
             }),
@@ -328,7 +342,7 @@ impl TenantRegistry {
         {
             StorageProvider::Local { dir } => {
                 let local = LocalStorage::new(dir).map_err(|error| {
-                        tracing::error!(request_id, tenant = %config.tenant, dir = %dir.display(), %error, "LOCAL_STORAGE_DIR is not a usable directory");
+                        tracing::error!(request_id, tenant = %config.tenant, dir = %dir.display(), %error, "the local storage directory is not usable");
                         storage_error(CredentialErrorKind::Unavailable)
                     })?;
                 (None, Arc::new(local))

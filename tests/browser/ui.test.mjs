@@ -20,6 +20,8 @@ const WEB_BIN = process.env.WEB_BIN || path.join(repo, "target/debug/web");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const OUTPUT = path.join(repo, "target/test-output");
 const SAMPLES = path.join(repo, "samples/photos");
+// The sample static configuration: the defaults, plus German.
+const STATIC_SAMPLES = path.join(repo, "samples/static");
 // The host rules refuse IP literals and `localhost`; `*.localhost` is loopback.
 const HOST = "publisher.localhost";
 const PASSWORD = "browser-test-password";
@@ -79,9 +81,10 @@ function stopWeb(web) {
   if (web && web.child.exitCode === null) web.child.kill("SIGTERM");
 }
 
-async function launchBrowser() {
+async function launchBrowser(options) {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), "publisher-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
+    ...options,
     executablePath: CHROMIUM,
     headless: true,
     hasTouch: true,
@@ -286,5 +289,81 @@ describe("publish mode (publish on)", () => {
     assert.deepEqual(problems.dialogs, []);
     assert.deepEqual(problems.errors, []);
     await page.close();
+  });
+});
+
+describe("the page in the visitor's language", () => {
+  let dir;
+  let web;
+
+  before(async () => {
+    dir = photoFolder();
+    web = await startWeb(dir, { FEATURE_PUBLISH: "false", PV2_STATIC_CONFIG_DIR: STATIC_SAMPLES });
+  });
+
+  after(() => {
+    stopWeb(web);
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A browser asking for `languages`, and its first page loaded. */
+  async function visit(languages) {
+    const browser = await launchBrowser({ extraHTTPHeaders: { "Accept-Language": languages } });
+    const { page, problems } = await watchedPage(browser.context);
+    const response = await page.goto(`${web.base}/`);
+    await waitForImage(page, "01-dawn.jpg");
+    return { browser, page, problems, response };
+  }
+
+  async function close(browser) {
+    await browser.context.close();
+    fs.rmSync(browser.profile, { recursive: true, force: true });
+  }
+
+  test("a language without a file: English", async () => {
+    const { browser, page, problems, response } = await visit("fr-FR,fr;q=0.9,ja;q=0.5");
+    assert.equal(response.headers()["vary"], "Accept-Language");
+    assert.equal(await page.getAttribute("html", "lang"), "en");
+    assert.equal(await page.locator("#admin-login").textContent(), "Admin");
+    assert.equal(await page.locator(".activity h2").textContent(), "Activity");
+    assert.equal(await page.locator("#position").textContent(), "1 / 13");
+    await page.click("#admin-login");
+    assert.equal(await page.locator("#login-dialog h2").textContent(), "Admin login");
+    assert.deepEqual(problems.errors, []);
+    await close(browser);
+  });
+
+  test("German: labels, dialog and activity from web_ui_text.de.yaml", async () => {
+    const { browser, page, problems, response } = await visit("de-DE,de;q=0.9,en;q=0.5");
+    assert.equal(response.headers()["vary"], "Accept-Language");
+    assert.equal(response.headers()["content-language"], "de");
+    assert.equal(await page.getAttribute("html", "lang"), "de");
+    assert.equal(await page.locator("#admin-login").textContent(), "Anmelden");
+    assert.equal(await page.locator("#position").textContent(), "1 von 13");
+    assert.equal(await page.locator(".activity h2").textContent(), "Verlauf");
+    assert.equal(await page.getAttribute("#next", "aria-label"), "Nächstes Bild");
+
+    await page.click("#admin-login");
+    assert.equal(await page.locator("#login-dialog h2").textContent(), "Admin-Anmeldung");
+    assert.equal(await page.locator("#login-cancel").textContent(), "Abbrechen");
+    await page.fill("#password", PASSWORD);
+    await page.click("#login-submit");
+    await page.locator("#admin-logout").waitFor({ state: "visible" });
+    assert.equal(await page.locator("#admin-logout").textContent(), "Abmelden");
+    assert.equal(await page.locator("#keep").textContent(), "Behalten");
+    assert.equal(await page.locator("#remove").textContent(), "Aussortieren");
+    assert.match(await page.locator("#activity").textContent(), /Als Admin angemeldet/);
+
+    await page.click("#keep");
+    await waitForImage(page, "02-dunes.jpg");
+    assert.match(await page.locator("#activity").textContent(), /01-dawn\.jpg behalten → \/keep/);
+    assert.equal(await page.locator("#position").textContent(), "1 von 12");
+    await page.screenshot({ path: path.join(OUTPUT, "ui-german.png") });
+
+    // The same policy and script as in English: nothing was refused.
+    await page.waitForTimeout(300);
+    assert.deepEqual(problems.dialogs, []);
+    assert.deepEqual(problems.errors, [], "no script errors or CSP violations");
+    await close(browser);
   });
 });

@@ -50,7 +50,11 @@ async fn main() {
         let sha = publisher::workflow::sha256_hex(&jpeg);
         let hashing = t.elapsed();
         let t = Instant::now();
-        let photo = publisher::publishers::telegram::prepare_photo(&jpeg).expect("photo");
+        let width = publisher::static_config::StaticConfig::defaults()
+            .platforms
+            .telegram
+            .resize_width_px;
+        let photo = publisher::publishers::telegram::prepare_photo(&jpeg, width).expect("photo");
         let prepare = t.elapsed();
         let size = image::load_from_memory(&photo).map(|i| (i.width(), i.height()));
         println!(
@@ -72,12 +76,23 @@ async fn main() {
     let small =
         std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/photos/01-dawn.jpg"))
             .expect("sample photo");
-    let baseline = run(&binary, &services, "small.jpg", &small);
-    let big = run(&binary, &services, "big.jpg", &jpeg);
+    let baseline = run(&binary, &services, &[("small.jpg", &small)]);
+    let big = run(&binary, &services, &[("big.jpg", &jpeg)]);
+    // A PNG of a few dozen bytes whose header declares 30000 x 30000 pixels,
+    // among the candidates: refused from its header, it costs nothing.
+    let bomb = publisher_tests::images::png_declaring(30_000, 30_000);
+    let with_bomb = run(
+        &binary,
+        &services,
+        &[("big.jpg", &jpeg), ("bomb.png", &bomb)],
+    );
     println!(
-        "peak RSS: {:.1} MB with the {:.1} MB JPEG, {:.1} MB with a {} KB one; target 3 x image + 40 MB = {:.1} MB",
+        "peak RSS: {:.1} MB with the {:.1} MB JPEG, {:.1} MB with it and a {} B image bomb, \
+         {:.1} MB with a {} KB one; target 3 x image + 40 MB = {:.1} MB",
         big as f64 / 1024.0,
         jpeg.len() as f64 / 1e6,
+        with_bomb as f64 / 1024.0,
+        bomb.len(),
         baseline as f64 / 1024.0,
         small.len() / 1024,
         3.0 * jpeg.len() as f64 / 1e6 + 40.0
@@ -100,12 +115,14 @@ struct Services<'a> {
     smtp: &'a SmtpServer,
 }
 
-/// One run of the `publish` binary over a folder holding `name`; prints its
+/// One run of the `publish` binary over a folder holding `files`; prints its
 /// summary and `workflow_timing`, returns its peak RSS in KiB.
-fn run(binary: &Path, services: &Services<'_>, name: &str, bytes: &[u8]) -> u64 {
+fn run(binary: &Path, services: &Services<'_>, files: &[(&str, &[u8])]) -> u64 {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir(dir.path().join("photos")).unwrap();
-    std::fs::write(dir.path().join("photos").join(name), bytes).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(dir.path().join("photos").join(name), bytes).unwrap();
+    }
     let event = dir.path().join("event.json");
     std::fs::write(&event, r#"{"host": "localhost.example"}"#).unwrap();
     let publishers = format!(
@@ -143,8 +160,13 @@ fn run(binary: &Path, services: &Services<'_>, name: &str, bytes: &[u8]) -> u64 
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(summary["status"], "published", "{answer:#} {stderr}");
     println!(
-        "{name}: status {} archived {} telegram {} email {}",
-        summary["status"],
+        "{}: published {}, archived {} telegram {} email {}",
+        files
+            .iter()
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>()
+            .join(" + "),
+        summary["image"],
         summary["archived"],
         summary["results"]["telegram"]["success"],
         summary["results"]["email"]["success"]

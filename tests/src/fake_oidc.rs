@@ -5,7 +5,8 @@
 //!
 //! The authorize endpoint stands for a user who logs in at once: it redirects
 //! to the `redirect_uri` with a fresh code (or with `error=access_denied` when
-//! [`FakeOidc::deny_next_login`] was called). The user is set with
+//! [`FakeOidc::deny_next_login`] was called). A PKCE `S256` challenge sent
+//! there must be answered by the verifier at the token endpoint. The user is set with
 //! [`FakeOidc::set_user`]; [`FakeOidc::set_flaw`] makes the next id tokens
 //! wrong in one chosen way, for the negative tests.
 
@@ -19,9 +20,11 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
+use base64::Engine;
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
+use sha2::Digest;
 
 use crate::fake_server::{lock, FakeServer};
 
@@ -71,6 +74,9 @@ pub enum Flaw {
 struct Grant {
     nonce: Option<String>,
     redirect_uri: String,
+    /// PKCE's `code_challenge`, when the authorize request sent one (only
+    /// `S256` is accepted).
+    challenge: Option<String>,
 }
 
 struct Data {
@@ -209,10 +215,12 @@ async fn authorize(
 ) -> Response {
     let param = |name: &str| query.get(name).cloned().unwrap_or_default();
     let redirect_uri = param("redirect_uri");
+    let challenge = query.get("code_challenge").cloned();
     let valid = param("response_type") == "code"
         && param("client_id") == CLIENT_ID
         && param("scope").split(' ').any(|s| s == "openid")
-        && !redirect_uri.is_empty();
+        && !redirect_uri.is_empty()
+        && (challenge.is_none() || param("code_challenge_method") == "S256");
     if !valid {
         return (
             StatusCode::BAD_REQUEST,
@@ -238,6 +246,7 @@ async fn authorize(
             Grant {
                 nonce: query.get("nonce").cloned(),
                 redirect_uri: redirect_uri.clone(),
+                challenge,
             },
         );
         with_query(&redirect_uri, &[("code", &code), ("state", &state)])
@@ -280,7 +289,12 @@ async fn token(
         )
             .into_response();
     };
-    if grant.redirect_uri != field("redirect_uri") {
+    // PKCE: the verifier must hash to the challenge the login began with.
+    let verified = grant.challenge.as_ref().is_none_or(|challenge| {
+        let digest = sha2::Sha256::digest(field("code_verifier").as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest) == *challenge
+    });
+    if grant.redirect_uri != field("redirect_uri") || !verified {
         return (
             StatusCode::FORBIDDEN,
             Json(json!({"error": "invalid_grant"})),

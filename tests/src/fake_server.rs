@@ -95,21 +95,18 @@ impl FakeServer {
     ///
     /// Panics (test helper) if the port cannot be bound.
     pub async fn bind(name: &str) -> Bound {
-        FakeServer::bind_at(name, SocketAddr::from(([127, 0, 0, 1], 0))).await
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        FakeServer::bind_to(loopback)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: bind 127.0.0.1:0: {e}"))
     }
 
-    /// Binds `addr` (port 0: any free port) without serving yet; a server
-    /// that was shut down comes back on its old address this way.
-    ///
-    /// Panics (test helper) if the address cannot be bound.
-    pub async fn bind_at(name: &str, addr: SocketAddr) -> Bound {
-        let listener = TcpListener::bind(addr)
-            .await
-            .unwrap_or_else(|e| panic!("{name}: bind {addr}: {e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("{name}: local_addr: {e}"));
-        Bound { listener, addr }
+    /// Binds `addr` without serving yet, for a server whose address is
+    /// chosen (the local orchestrator's); an error when it is taken.
+    pub async fn bind_to(addr: SocketAddr) -> std::io::Result<Bound> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        Ok(Bound { listener, addr })
     }
 
     /// The bound address.

@@ -170,7 +170,9 @@ impl FaultProxy {
             }
             (Some(Fault::Refused), false) | (_, true) => {}
             (_, false) => {
-                let bound = FakeServer::bind_at(&self.shared.name, self.addr).await;
+                let bound = FakeServer::bind_to(self.addr)
+                    .await
+                    .unwrap_or_else(|e| panic!("{}: bind {}: {e}", self.shared.name, self.addr));
                 *server = Some(bound.serve(router(self.shared.clone())));
             }
         }

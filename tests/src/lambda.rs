@@ -8,14 +8,18 @@
 //! build and run would otherwise be rebuilt inside the first invocation and
 //! run out its deadline, and starting them here measures their cold start.
 //! Every process is stopped by PID on drop.
+//!
+//! [`make`] and [`MakeRun`] run the documented commands themselves (`make
+//! watch`, `make invoke-*`, `make run-tenants`), as a user types them.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::moto::{free_port, venv_bin};
+use crate::moto::{free_port, venv_bin, venv_dir};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
@@ -25,13 +29,40 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
+/// A command run from a test as from a shell: without the variables cargo
+/// gives the test process about its own package. A build script that
+/// watches one (ring's watches `CARGO_MANIFEST_DIR`) would otherwise see a
+/// change, and the build would start over from there, twice: in the test
+/// and at the next build from a shell.
+fn as_from_a_shell(command: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let of_the_test = name.starts_with("CARGO_PKG_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+            ]
+            .contains(&name.as_ref());
+        if of_the_test {
+            command.env_remove(name.as_ref());
+        }
+    }
+    command
+}
+
 /// Builds the function binary `bin` (debug) and answers its path.
 pub fn build_bin(bin: &str) -> PathBuf {
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--quiet", "--bin", bin])
-        .current_dir(workspace())
-        .status()
-        .expect("cargo runs");
+    let status = as_from_a_shell(&mut Command::new(
+        std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+    ))
+    .args(["build", "--quiet", "--bin", bin])
+    .current_dir(workspace())
+    .status()
+    .expect("cargo runs");
     assert!(status.success(), "cargo build --bin {bin}");
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -191,6 +222,182 @@ fn signal(pid: u32, signal: &str) {
         .args([signal, &pid.to_string()])
         .stderr(Stdio::null())
         .status();
+}
+
+/// `make <args>` in the workspace, as a user runs it: with the virtualenv
+/// the tests use, and none of the make flags of a `make test` around the
+/// tests (its jobserver is not ours).
+fn make_command(args: &[&str]) -> Command {
+    let mut command = Command::new("make");
+    as_from_a_shell(&mut command)
+        .args(["--no-print-directory", "-C"])
+        .arg(workspace())
+        .arg(format!("VENV={}", venv_dir().display()))
+        .args(args)
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("MAKELEVEL")
+        .stdin(Stdio::null());
+    command
+}
+
+/// How long a `make` command may take: an invocation that its function
+/// never answers (one that could not start: `cargo lambda watch` then keeps
+/// the invocation waiting) fails the test instead of hanging it.
+const MAKE_DEADLINE: Duration = Duration::from_secs(300);
+
+/// Runs `make -s <args>` to its end, in a process group of its own that is
+/// stopped if it outlives [`MAKE_DEADLINE`].
+pub fn make(args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let file = |path: &Path| std::fs::File::create(path).expect("an output file");
+    let mut child = make_command(&[&["-s"], args].concat())
+        .stdout(file(&out))
+        .stderr(file(&err))
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("make {args:?}: {e}"));
+    let read = |path: &Path| std::fs::read(path).unwrap_or_default();
+    let deadline = Instant::now() + MAKE_DEADLINE;
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+            panic!(
+                "make {args:?} did not end within {} s:\n{}",
+                MAKE_DEADLINE.as_secs(),
+                String::from_utf8_lossy(&read(&err))
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: read(&out),
+        stderr: read(&err),
+    }
+}
+
+/// A `make` command's answer: its stdout as JSON, once it succeeded
+/// (`context`, e.g. the emulator's output, goes into the failure message).
+pub fn answered(out: &Output, context: &str) -> Value {
+    assert!(
+        out.status.success(),
+        "{}\n{context}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Builds the three functions as `cargo lambda watch` builds them, so that
+/// its own `cargo run` of each finds it up to date and a first invocation
+/// is not a build.
+pub fn build_functions() {
+    for bin in ["web", "publish", "warmup"] {
+        build_bin(bin);
+    }
+}
+
+/// What a run printed after `label` (`Admin password:`) in its banner.
+pub fn printed(output: &str, label: &str) -> String {
+    output
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .map(|p| p.trim().to_string())
+        .unwrap_or_else(|| panic!("no {label:?} printed:\n{output}"))
+}
+
+/// `POST <base>/api/admin/login` with `password` and `Host: host` (`base`:
+/// the web function's root, locally or through the emulator): the status.
+pub async fn login(base: &str, host: &str, password: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{base}/api/admin/login"))
+        .header("host", host)
+        .json(&serde_json::json!({ "password": password }))
+        .send()
+        .await
+        .expect("the web function answers")
+        .status()
+        .as_u16()
+}
+
+/// A `make` target that keeps running (`make watch`, `make run-tenants`), in
+/// a process group of its own, so that everything it starts is stopped with
+/// it on drop: SIGTERM to the group, then SIGKILL.
+pub struct MakeRun {
+    child: Child,
+    log: PathBuf,
+}
+
+impl MakeRun {
+    /// Starts `make <args>`, its output (both streams) into `log`.
+    pub fn start(args: &[&str], log: &Path) -> MakeRun {
+        let output = std::fs::File::create(log).expect("make log file");
+        let child = make_command(args)
+            .stdout(output.try_clone().expect("log file"))
+            .stderr(output)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("make {args:?}: {e}"));
+        MakeRun {
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
+    /// What it printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until something listens on 127.0.0.1:`port` (builds included).
+    pub async fn wait_for_port(&mut self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "make ended ({status}) before 127.0.0.1:{port} answered:\n{}",
+                    self.output()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nothing on 127.0.0.1:{port}:\n{}",
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for MakeRun {
+    fn drop(&mut self) {
+        // The group's id is the child's: `process_group(0)`.
+        let group = format!("-{}", self.child.id());
+        let kill = |signal: &str| {
+            let _ = Command::new("kill")
+                .args([signal, "--", &group])
+                .stderr(Stdio::null())
+                .status();
+        };
+        kill("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        kill("-KILL");
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Watch {

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::create_table::CreateTableError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     TimeToLiveSpecification,
@@ -18,11 +20,15 @@ pub struct Moto {
 }
 
 /// The virtualenv `make venv` creates (override with `PUBLISHER_VENV`).
-pub fn venv_bin(program: &str) -> PathBuf {
-    let venv = std::env::var_os("PUBLISHER_VENV")
+pub fn venv_dir() -> PathBuf {
+    std::env::var_os("PUBLISHER_VENV")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv")));
-    venv.join("bin").join(program)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv")))
+}
+
+/// A program of the virtualenv.
+pub fn venv_bin(program: &str) -> PathBuf {
+    venv_dir().join("bin").join(program)
 }
 
 /// A free loopback port (the listener is closed before the port is used).
@@ -44,17 +50,10 @@ impl Moto {
             .expect("moto_server from the virtualenv (run `make venv`)");
         let endpoint = format!("http://127.0.0.1:{port}");
         let moto = Moto { child, endpoint };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let http = reqwest::Client::new();
-        while http
-            .get(format!("{}/moto-api/", moto.endpoint))
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "moto_server did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        assert!(
+            answers(&moto.endpoint, Duration::from_secs(30)).await,
+            "moto_server did not start"
+        );
         moto
     }
 
@@ -70,64 +69,14 @@ impl Moto {
 
     /// A client for `name` on this server, without touching the process env.
     pub async fn table(&self, name: &str) -> Table {
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .endpoint_url(&self.endpoint)
-            .region(aws_sdk_dynamodb::config::Region::new("eu-central-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "testing", "testing", None, None, "moto",
-            ))
-            .build();
-        Table {
-            client: aws_sdk_dynamodb::Client::from_conf(config),
-            name: name.to_string(),
-        }
+        table_at(&self.endpoint, name)
     }
 
     /// Creates the table as template.yaml does: `pk`/`sk` strings, on-demand,
     /// TTL on `expires_at`.
     pub async fn create_table(&self, name: &str) -> Table {
         let table = self.table(name).await;
-        let key = |name: &str, kind| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kind)
-                .build()
-                .expect("key")
-        };
-        let attr = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attribute")
-        };
-        table
-            .client
-            .create_table()
-            .table_name(name)
-            .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(key("pk", KeyType::Hash))
-            .key_schema(key("sk", KeyType::Range))
-            .attribute_definitions(attr("pk"))
-            .attribute_definitions(attr("sk"))
-            .send()
-            .await
-            .expect("create table");
-        table
-            .client
-            .update_time_to_live()
-            .table_name(name)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .enabled(true)
-                    .attribute_name("expires_at")
-                    .build()
-                    .expect("ttl"),
-            )
-            .send()
-            .await
-            .expect("enable ttl");
+        create_table(&table).await.expect("create table");
         table
     }
 
@@ -139,6 +88,97 @@ impl Moto {
             .await
             .expect("moto reset");
     }
+}
+
+/// A client for the table `name` on the DynamoDB API at `endpoint` (moto's),
+/// with dummy credentials, without touching the process env.
+pub fn table_at(endpoint: &str, name: &str) -> Table {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_sdk_dynamodb::config::Region::new("eu-central-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "moto",
+        ))
+        .build();
+    Table {
+        client: aws_sdk_dynamodb::Client::from_conf(config),
+        name: name.to_string(),
+    }
+}
+
+/// Whether moto's server at `endpoint` answers within `within`.
+pub async fn answers(endpoint: &str, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    let http = reqwest::Client::new();
+    loop {
+        if http
+            .get(format!("{endpoint}/moto-api/"))
+            .send()
+            .await
+            .is_ok()
+        {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Creates `table` as template.yaml declares it: `pk`/`sk` strings,
+/// on-demand, TTL on `expires_at`.
+pub async fn create_table(table: &Table) -> Result<(), String> {
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .map_err(|e| e.to_string())
+    };
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(|e| e.to_string())
+    };
+    let created = table
+        .client
+        .create_table()
+        .table_name(&table.name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .attribute_definitions(attr("pk")?)
+        .attribute_definitions(attr("sk")?)
+        .send()
+        .await;
+    if let Err(error) = created {
+        // Already there: created by an earlier run on the same server.
+        if matches!(
+            error.as_service_error(),
+            Some(CreateTableError::ResourceInUseException(_))
+        ) {
+            return Ok(());
+        }
+        return Err(format!("create table: {}", DisplayErrorContext(&error)));
+    }
+    let ttl = TimeToLiveSpecification::builder()
+        .enabled(true)
+        .attribute_name("expires_at")
+        .build()
+        .map_err(|e| e.to_string())?;
+    table
+        .client
+        .update_time_to_live()
+        .table_name(&table.name)
+        .time_to_live_specification(ttl)
+        .send()
+        .await
+        .map_err(|e| format!("enable ttl: {}", DisplayErrorContext(&e)))?;
+    Ok(())
 }
 
 impl Drop for Moto {

@@ -60,6 +60,16 @@ impl SmtpServer {
 
     /// Starts a server on `port` (a server coming back where one was down).
     pub fn start_on(port: u16, user: &str, password: &str) -> SmtpServer {
+        Self::launch(port, user, password, false)
+    }
+
+    /// Starts a server that offers no STARTTLS and would take a password in
+    /// plain text (see [`SmtpServer::auth_attempts`]).
+    pub fn start_plain(user: &str, password: &str) -> SmtpServer {
+        Self::launch(free_port(), user, password, true)
+    }
+
+    fn launch(port: u16, user: &str, password: &str, plain: bool) -> SmtpServer {
         let dir = tempfile::tempdir().expect("smtp: temp dir");
         let (ca, cert, key) = certificates();
         std::fs::write(dir.path().join("ca.pem"), ca).expect("smtp: write CA");
@@ -75,6 +85,7 @@ impl SmtpServer {
             .arg(dir.path().join("key.pem"))
             .args([user, password])
             .arg(&mail)
+            .args(plain.then_some("plain"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -93,6 +104,14 @@ impl SmtpServer {
     /// The file that makes the functions trust this server (`SMTP_TLS_CA_FILE`).
     pub fn ca_file(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
+    }
+
+    /// How many AUTH commands the server has seen (each records whether it
+    /// came under TLS).
+    pub fn auth_attempts(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("mail").join("auth.log"))
+            .map(|log| log.lines().map(str::to_string).collect())
+            .unwrap_or_default()
     }
 
     /// Every message delivered so far, in order.

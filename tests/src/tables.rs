@@ -194,3 +194,43 @@ impl ThrottlingDynamo {
         self.calls.load(Ordering::SeqCst)
     }
 }
+
+/// Puts the claim of `tenant`'s image `sha256` by `holder` until `until`
+/// (epoch seconds), as a run of the publish workflow writes it.
+pub async fn put_image_claim(
+    table: &Table,
+    tenant: &str,
+    sha256: &str,
+    (holder, until): (&str, u64),
+    image_name: &str,
+) {
+    put_item(
+        table,
+        HashMap::from([
+            (
+                "pk".to_string(),
+                AttributeValue::S(format!("TENANT#{tenant}")),
+            ),
+            (
+                "sk".to_string(),
+                AttributeValue::S(format!("IMAGE#{sha256}")),
+            ),
+            ("holder".to_string(), AttributeValue::S(holder.into())),
+            ("until".to_string(), AttributeValue::N(until.to_string())),
+            (
+                "image_name".to_string(),
+                AttributeValue::S(image_name.into()),
+            ),
+        ]),
+    )
+    .await;
+}
+
+/// Epoch seconds `offset` seconds from now (negative: ago).
+pub fn epoch_secs_from_now(offset: i64) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_secs();
+    now.saturating_add_signed(offset)
+}

@@ -419,7 +419,7 @@ async fn a_holder_that_found_an_outage_makes_the_fleet_back_off() {
 }
 
 #[tokio::test]
-async fn a_404_deletes_the_copy_and_is_remembered_in_memory_only() {
+async fn a_404_deletes_the_copy_and_is_remembered_by_the_fleet_for_the_negative_ttl() {
     let s = Setup::new().await;
     s.fake.put_runtime(VERMONT, with_ttl(1));
     let app = s.instance(&[]);
@@ -443,7 +443,19 @@ async fn a_404_deletes_the_copy_and_is_remembered_in_memory_only() {
         features(&cold, "nobody.shibari.photo").await.0,
         StatusCode::NOT_FOUND
     );
-    assert_eq!(s.fake.runtime_calls(), calls + 1, "404s are not shared");
+    assert_eq!(
+        s.fake.runtime_calls(),
+        calls,
+        "a 404 is shared through the table"
+    );
+    // After the negative TTL (30 s) the fleet asks again.
+    s.clock.advance(Duration::from_secs(31));
+    let later = s.instance(&[]);
+    assert_eq!(
+        features(&later, "nobody.shibari.photo").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(s.fake.runtime_calls(), calls + 1);
 }
 
 #[tokio::test]

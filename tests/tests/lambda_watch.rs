@@ -1,15 +1,24 @@
-//! The three functions built and run as Lambda runs them, under `cargo lambda
-//! watch`, invoked with the event files in `events/` against the fakes and a
+//! The three functions under `cargo lambda watch`.
+//!
+//! First the README's path as written: `make watch` on its embedded default
+//! and each `make invoke-*` against it, then `make watch` on `.env.example`
+//! copied as a `.env`. (`make watch TENANTS=1` against `make run-tenants` is
+//! in `local_run.rs`.) Then the functions built and run as Lambda runs
+//! them, invoked with the event files in `events/` against the fakes and a
 //! real DynamoDB API (moto's server); the table is checked afterwards.
 
 mod publish_world;
 
-use std::time::Duration;
+use std::process::Output;
+use std::time::{Duration, Instant};
 
 use publish_world::{World, HOST};
 use publisher_tests::fake_orchestrator::samples;
-use publisher_tests::lambda::{build_bin, workspace, Invocation, Watch};
-use publisher_tests::moto::Moto;
+use publisher_tests::lambda::{
+    answered, build_bin, build_functions, login, make, printed, workspace, Invocation, MakeRun,
+    Watch,
+};
+use publisher_tests::moto::{free_port, Moto};
 use publisher_tests::tables::{attr_s, scan_all, Item};
 use serde_json::{json, Value};
 
@@ -30,6 +39,132 @@ fn item<'a>(items: &'a [Item], pk: &str, sk: &str) -> Option<&'a Item> {
 
 fn ms(d: Duration) -> u128 {
     d.as_millis()
+}
+
+/// `make invoke-<function>` against the emulator on `port`: the command's
+/// output and how long it took.
+fn invoke(function: &str, port: &str) -> (Output, Duration) {
+    let started = Instant::now();
+    let out = make(&[&format!("invoke-{function}"), port]);
+    (out, started.elapsed())
+}
+
+/// The features the web function answers through `make invoke-web`: the
+/// HTTP API response, its body parsed.
+fn features(answer: &Value) -> Value {
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    serde_json::from_str(answer["body"].as_str().expect("a body")).expect("JSON features")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn make_watch_and_each_make_invoke_answer_as_the_readme_says() {
+    build_functions();
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let photos = scratch.path().join("photos");
+    let port = free_port();
+    let port_var = format!("WATCH_PORT={port}");
+    let log = scratch.path().join("watch.log");
+    // `WATCH_ENV=`: the embedded default even where a developer has a .env.
+    let mut watch = MakeRun::start(
+        &[
+            "watch",
+            &port_var,
+            "WATCH_ENV=",
+            &format!("WATCH_DIR={}", photos.display()),
+        ],
+        &log,
+    );
+    watch.wait_for_port(port).await;
+    let password = printed(&watch.output(), "Admin password:");
+    let emulator = format!("http://127.0.0.1:{port}/lambda-url/web");
+
+    // web: the sample event, GET /api/config/features.
+    let (out, web_cold) = invoke("web", &port_var);
+    let web_features = features(&answered(&out, &watch.output()));
+    assert_eq!(
+        web_features,
+        json!({"analyze_caption_enabled": false, "auth_mode": "password", "auto_view_enabled": true,
+               "keep_enabled": true, "publish_enabled": true, "remove_enabled": true})
+    );
+    let (_, web_warm) = invoke("web", &port_var);
+
+    // The README's curl, and the printed password, through the HTTP path.
+    let http: Value = reqwest::Client::new()
+        .get(format!("{emulator}/api/config/features"))
+        .header("host", "publisher.localhost")
+        .send()
+        .await
+        .expect("the emulator answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(http, web_features);
+    assert_eq!(login(&emulator, "publisher.localhost", "wrong").await, 401);
+    assert_eq!(
+        login(&emulator, "publisher.localhost", &password).await,
+        200
+    );
+
+    // publish: a dry run, a synthetic success, nothing moved.
+    let (out, publish_cold) = invoke("publish", &port_var);
+    let publish = answered(&out, &watch.output());
+    let summary = &publish["results"][0];
+    assert_eq!(summary["host"], "vermont.shibari.photo", "{publish}");
+    assert_eq!(summary["tenant"], "default");
+    assert_eq!(summary["status"], "published", "{publish}");
+    assert_eq!(summary["results"]["telegram"]["success"], true);
+    assert_eq!(summary["archived"], false);
+    let image = summary["image"].as_str().expect("an image");
+    assert!(photos.join(image).is_file(), "{image} moved");
+    let (_, publish_warm) = invoke("publish", &port_var);
+
+    // warmup: standalone has no orchestrator; the answer says where to get one.
+    let (out, _) = invoke("warmup", &port_var);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("the warmup needs the orchestrator (ORCHESTRATOR_BASE_URL is not set)"),
+        "{said}"
+    );
+    assert!(said.contains("make run-tenants"), "{said}");
+    drop(watch);
+
+    // .env.example, copied as it is, is read by cargo lambda and works.
+    let env_file = scratch.path().join("env");
+    std::fs::copy(workspace().join(".env.example"), &env_file).expect("copy .env.example");
+    let port = free_port();
+    let port_var = format!("WATCH_PORT={port}");
+    let mut watch = MakeRun::start(
+        &[
+            "watch",
+            &port_var,
+            &format!("WATCH_ENV={}", env_file.display()),
+        ],
+        &log,
+    );
+    watch.wait_for_port(port).await;
+    let emulator = format!("http://127.0.0.1:{port}/lambda-url/web");
+    let (out, _) = invoke("web", &port_var);
+    assert_eq!(features(&answered(&out, &watch.output())), web_features);
+    assert_eq!(
+        login(&emulator, "publisher.localhost", "change-me-please").await,
+        200
+    );
+    let (out, _) = invoke("publish", &port_var);
+    let publish = answered(&out, &watch.output());
+    assert_eq!(publish["results"][0]["status"], "published", "{publish}");
+    drop(watch);
+
+    for (name, cold, warm) in [
+        ("web", web_cold, web_warm),
+        ("publish", publish_cold, publish_warm),
+    ] {
+        println!(
+            "make invoke-{name}: first {} ms (the function's start under cargo lambda watch, debug build), next {} ms",
+            cold.as_millis(),
+            warm.as_millis()
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,7 +310,7 @@ async fn the_functions_answer_their_event_files_under_cargo_lambda_watch() {
     let items = scan_all(&table).await;
     assert!(items.iter().all(|i| {
         let sk = attr_s(i, "sk");
-        sk == "RUNTIME" || sk == "LEASE" || sk.starts_with("CREDCHECK#")
+        ["RUNTIME", "LEASE", "NOTFOUND"].contains(&sk) || sk.starts_with("CREDCHECK#")
     }));
 
     let report = |name: &str, cold: &Invocation, warm: &Invocation| {

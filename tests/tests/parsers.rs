@@ -296,14 +296,15 @@ mod properties {
                 prop_assert_eq!(telegram, want);
                 let fetlife = config.publishers.fetlife.as_ref()
                     .map(|f| (f.recipient.clone(), f.caption_target, f.subject_mode));
-                let want = spec.fetlife.as_ref().map(|(r, t, m)| (r.clone(), TARGETS[*t].1, MODES[*m].1));
+                let want = spec.fetlife.as_ref().map(|(r, t, m)| (r.clone(), Some(TARGETS[*t].1), Some(MODES[*m].1)));
                 prop_assert_eq!(fetlife, want);
                 prop_assert_eq!(config.email_server.as_ref().map(|e| e.port), Some(spec.email_port.unwrap_or(587)));
                 let vision = spec.vision_model.clone()
                     .filter(|m| is_valid_model(m))
                     .unwrap_or_else(|| DEFAULT_VISION_MODEL.into());
                 prop_assert_eq!(config.ai.as_ref().map(|ai| ai.vision_model.clone()), Some(vision));
-                let tags = spec.tags.map_or(5, |n| u32::try_from(n.max(0)).unwrap_or(u32::MAX));
+                // Negative means none; absent, the static configuration decides.
+                let tags = spec.tags.map(|n| u32::try_from(n.max(0)).unwrap_or(u32::MAX));
                 prop_assert_eq!(config.confirmation.confirmation_tags_count, tags);
                 prop_assert_eq!(config.content.archive, spec.archive_after.unwrap_or(true));
             }

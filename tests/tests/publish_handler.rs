@@ -10,7 +10,9 @@ use publisher::sidecar::Sidecar;
 use publisher_tests::fake_openai::{self, CallKind};
 use publisher_tests::fake_telegram::CHAT_ID;
 use publisher_tests::smtp::SmtpServer;
-use publisher_tests::tables::{attr_s, get_item, scan_all, Item};
+use publisher_tests::tables::{
+    attr_s, epoch_secs_from_now, get_item, put_image_claim, scan_all, Item,
+};
 use serde_json::{json, Value};
 
 async fn invoke(workflow: &App, event: Value) -> Value {
@@ -599,6 +601,10 @@ async fn a_sidecar_caption_is_reused_unless_a_refresh_is_asked() {
         Some(own.as_str())
     );
 
+    // The image is published now: only a run that does not know it (another
+    // instance without a table, its posted set in its own memory) may send
+    // it again, as this test needs.
+    let workflow = world.workflow(None);
     let answer = invoke(
         &workflow,
         json!({"host": HOST, "select": "05-harbor.jpg", "refresh_caption": true}),
@@ -686,4 +692,58 @@ async fn the_bot_token_never_reaches_a_summary() {
     let text = answer.to_string();
     assert!(!text.contains("AAH-vermont"), "{text}");
     assert!(!text.contains("/bot"), "{text}");
+}
+
+#[tokio::test]
+async fn two_runs_with_different_keys_publish_one_image_once() {
+    let world = World::start().await;
+    let (_moto, table) = moto_table("publisher-two-keys").await;
+    world.put_samples(&["06-lantern.jpeg"]);
+    let (a, b) = (
+        world.workflow(Some(table.clone())),
+        world.workflow(Some(table.clone())),
+    );
+    let event =
+        |id: &str| json!({"detail-type": "Scheduled Event", "id": id, "detail": {"host": HOST}});
+    let (ra, rb) = tokio::join!(
+        invoke(&a, event("schedule-a")),
+        invoke(&b, event("schedule-b"))
+    );
+    let mut statuses = [only(&ra)["status"].clone(), only(&rb)["status"].clone()];
+    statuses.sort_by_key(|s| s.to_string());
+    assert_eq!(statuses, [json!("nothing_to_publish"), json!("published")]);
+    assert_eq!(world.telegram.sent().len(), 1, "one Telegram message");
+    assert_eq!(upload_mails(&world), 1, "one e-mail");
+    let claims: Vec<Item> = state_items(&table)
+        .await
+        .into_iter()
+        .filter(|i| attr_s(i, "sk").starts_with("IMAGE#"))
+        .collect();
+    assert!(claims.is_empty(), "the claim became the posted record");
+}
+
+#[tokio::test]
+async fn a_run_that_died_while_sending_leaves_its_image_uncertain_never_sent_again() {
+    let world = World::start().await;
+    let (_moto, table) = moto_table("publisher-died").await;
+    world.put_samples(&["07-meadow.jpg"]);
+    let sha = sample_sha256("07-meadow.jpg");
+    // The claim a run left behind when it died mid-send, an hour ago.
+    let died = ("a-run-that-died", epoch_secs_from_now(-3600));
+    put_image_claim(&table, "vermont", &sha, died, "07-meadow.jpg").await;
+    for attempt in 0..2 {
+        let answer = invoke(&world.workflow(Some(table.clone())), json!({"host": HOST})).await;
+        assert_eq!(
+            only(&answer)["status"],
+            "nothing_to_publish",
+            "{attempt}: {answer:#}"
+        );
+    }
+    assert!(world.telegram.sent().is_empty(), "never sent again");
+    assert_eq!(upload_mails(&world), 0);
+    let posted = get_item(&table, "TENANT#vermont", &format!("POSTED#{sha}"))
+        .await
+        .expect("recorded as posted");
+    assert_eq!(posted["uncertain"].as_bool().ok(), Some(&true));
+    assert_eq!(attr_s(&posted, "image_name"), "07-meadow.jpg");
 }

@@ -9,6 +9,7 @@ use publish_world::*;
 use publisher::sidecar::Sidecar;
 use publisher_tests::fake_openai::{self, CallKind};
 use publisher_tests::harness::{send, Answer};
+use publisher_tests::tables::{epoch_secs_from_now, put_image_claim};
 use serde_json::json;
 
 const TOKEN: &str = "web-api-token-for-publish-tests";
@@ -245,4 +246,50 @@ async fn publish_failures_and_the_feature_flag() {
     );
     assert!(failed.json["results"].get("email").is_none());
     assert_eq!(world.images_in_root(), ["05-harbor.jpg"]);
+}
+
+#[tokio::test]
+async fn an_image_held_by_another_run_or_already_published_is_a_409() {
+    let world = World::start().await;
+    let (_moto, table) = moto_table("publisher-web-409").await;
+    world.put_samples(&["08-night-sky.jpg", "10-ripples.jpg"]);
+    let sha = sample_sha256("08-night-sky.jpg");
+    world.put_tenant(HOST, TENANT, |e| {
+        e["config"]["content"]["archive"] = false.into()
+    });
+    // A scheduled run holds the image for the next quarter of an hour.
+    let holder = ("scheduled-run", epoch_secs_from_now(900));
+    put_image_claim(&table, "vermont", &sha, holder, "08-night-sky.jpg").await;
+    let router = web::router(world.app(Some(table.clone()), &[("WEB_AUTH_TOKEN", TOKEN)]));
+    let busy = post(
+        &router,
+        HOST,
+        "/api/images/08-night-sky.jpg/publish",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(busy.status, StatusCode::CONFLICT);
+    assert_eq!(busy.json, json!({"detail": "Publish in progress"}));
+    assert!(world.telegram.sent().is_empty());
+
+    // Published (archiving is off, so it stays listed): a second click is
+    // refused.
+    let first = post(
+        &router,
+        HOST,
+        "/api/images/10-ripples.jpg/publish",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::OK, "{:#}", first.json);
+    let again = post(
+        &router,
+        HOST,
+        "/api/images/10-ripples.jpg/publish",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.json, json!({"detail": "Already published"}));
+    assert_eq!(world.telegram.sent().len(), 1);
 }

@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use proptest::prelude::*;
-use publisher::cache::{Lease, RuntimeItem, RuntimeTier};
+use publisher::cache::{HostItems, Lease, RuntimeItem, RuntimeTier};
 use publisher::clock::Clock;
 use publisher::ledger::{Claim, Ledger};
 use publisher::table::Table;
@@ -33,9 +33,9 @@ use tokio::runtime::Runtime;
 const TABLE: &str = "items";
 
 /// A DynamoDB endpoint with one canned answer: while `canned` is set, every
-/// read answers with it (GetItem, BatchGetItem, Scan) and every conditional
-/// put fails with it as the old item; otherwise items are stored and read
-/// back by key.
+/// read answers with it (GetItem, Query, BatchGetItem, Scan) and every
+/// conditional put fails with it as the old item; otherwise items are stored
+/// and read back by key (Query: by `pk`).
 #[derive(Default)]
 struct Endpoint {
     canned: Option<Vec<Value>>,
@@ -110,6 +110,20 @@ fn answer(endpoint: &Mutex<Endpoint>, headers: &HeaderMap, body: &[u8]) -> Respo
             Some(item) => json!({"Item": item}),
             None => json!({}),
         }),
+        ("Query", Some(items)) => {
+            let count = items.len();
+            ok(json!({"Items": items, "Count": count, "ScannedCount": count}))
+        }
+        ("Query", None) => {
+            let pk = &request["ExpressionAttributeValues"][":pk"];
+            let items: Vec<&Value> = endpoint
+                .stored
+                .values()
+                .filter(|item| &item["pk"] == pk)
+                .collect();
+            let count = items.len();
+            ok(json!({"Items": items, "Count": count, "ScannedCount": count}))
+        }
         ("BatchGetItem", Some(items)) => {
             ok(json!({"Responses": {TABLE: items}, "UnprocessedKeys": {}}))
         }
@@ -193,8 +207,10 @@ fn attribute() -> impl Strategy<Value = Value> {
 }
 
 /// An item with the attributes `names` (each present or not, each of any
-/// type, often the type the reader expects) and the keys `pk` and `sk`.
+/// type, often the type the reader expects) and the keys `pk` and `sk`
+/// (`sk` when `names` does not say).
 fn item(
+    sk: &'static str,
     names: &'static [&'static str],
     likely: fn(&str) -> BoxedStrategy<Value>,
 ) -> impl Strategy<Value = Value> {
@@ -205,18 +221,26 @@ fn item(
             prop::option::weighted(0.9, value).prop_map(move |v| (name.to_string(), v))
         })
         .collect();
-    attributes.prop_map(|attributes| {
+    attributes.prop_map(move |attributes| {
         let mut map: BTreeMap<String, Value> = attributes
             .into_iter()
             .filter_map(|(name, value)| Some((name, value?)))
             .collect();
         map.entry("pk".into())
             .or_insert_with(|| json!({"S": "HOST#a.example"}));
-        map.entry("sk".into())
-            .or_insert_with(|| json!({"S": "RUNTIME"}));
+        map.entry("sk".into()).or_insert_with(|| json!({"S": sk}));
         json!(map)
     })
 }
+
+/// The runtime tier on the endpoint: an hour of max-stale and of TTL, 30 s
+/// of negative TTL.
+fn tier(clock: Clock) -> RuntimeTier {
+    let hour = Duration::from_secs(3600);
+    RuntimeTier::new(world().table.clone(), hour, hour, NEGATIVE_TTL, clock)
+}
+
+const NEGATIVE_TTL: Duration = Duration::from_secs(30);
 
 fn s(value: &Value) -> Option<&str> {
     value.get("S").and_then(Value::as_str)
@@ -237,6 +261,15 @@ mod properties {
             .boxed(),
             _ => "\\PC{1,16}".prop_map(|s| json!({"S": s})).boxed(),
         }
+    }
+
+    fn not_found_likely(_: &str) -> BoxedStrategy<Value> {
+        prop_oneof![
+            3 => (0u64..=4_000_000_000).prop_map(|n| n.to_string()),
+            1 => number_text(),
+        ]
+        .prop_map(|n| json!({"N": n}))
+        .boxed()
     }
 
     fn lease_likely(name: &str) -> BoxedStrategy<Value> {
@@ -271,23 +304,40 @@ mod properties {
     proptest! {
         #[test]
         fn a_runtime_item_is_read_as_it_says_or_refused(
-            item in item(&["config", "config_version", "fetched_at", "fresh_until"], runtime_likely),
+            item in item("RUNTIME", &["config", "config_version", "fetched_at", "fresh_until"], runtime_likely),
         ) {
-            let world = world();
-            let tier = RuntimeTier::new(world.table.clone(), Duration::from_secs(3600), Clock::manual_now());
+            let tier = tier(Clock::manual_now());
             let read = with_items(Some(vec![item.clone()]), tier.get("a.example", false));
-            if let Ok(Some(read)) = read {
+            if let Ok(HostItems { runtime: Some(Ok(read)), .. }) = read {
                 prop_assert_eq!(Some(read.config_version.as_str()), s(&item["config_version"]));
                 prop_assert_eq!(Some(read.envelope.as_str()), s(&item["config"]));
             }
         }
 
+        /// An unknown host's marker holds at most the negative TTL (and
+        /// another clock's skew) from now, whatever its `expires_at` says.
+        #[test]
+        fn an_unknown_host_marker_is_bounded(
+            item in item("NOTFOUND", &["expires_at"], not_found_likely),
+        ) {
+            let clock = Clock::manual_now();
+            let now = clock.now();
+            let tier = tier(clock);
+            let read = with_items(Some(vec![item.clone()]), tier.get("a.example", false));
+            if let Ok(found) = read {
+                prop_assert!(found.not_found_marker);
+                if let Some(until) = found.not_found_until {
+                    prop_assert!(until > now);
+                    prop_assert!(until <= now + NEGATIVE_TTL + Duration::from_secs(61));
+                }
+            }
+        }
+
         #[test]
         fn a_held_lease_says_whether_it_failed(
-            item in item(&["holder", "lease_until", "failed"], lease_likely),
+            item in item("LEASE", &["holder", "lease_until", "failed"], lease_likely),
         ) {
-            let world = world();
-            let tier = RuntimeTier::new(world.table.clone(), Duration::from_secs(3600), Clock::manual_now());
+            let tier = tier(Clock::manual_now());
             let lease = with_items(Some(vec![item.clone()]), tier.try_lease("a.example", Duration::from_secs(10)));
             if let Ok(lease) = lease {
                 let failed = item["failed"] == json!({"BOOL": true});
@@ -297,7 +347,7 @@ mod properties {
 
         #[test]
         fn a_claim_is_read_as_it_says(
-            item in item(&["status", "result", "in_progress_until"], claim_likely),
+            item in item("RUN#evt", &["status", "result", "in_progress_until"], claim_likely),
         ) {
             let world = world();
             let ledger = Ledger::new(Some(world.table.clone()), Clock::manual_now());
@@ -312,10 +362,9 @@ mod properties {
 
         #[test]
         fn scanned_hosts_are_the_items_hosts(
-            items in prop::collection::vec(item(&["pk"], key_likely), 0..6),
+            items in prop::collection::vec(item("RUNTIME", &["pk"], key_likely), 0..6),
         ) {
-            let world = world();
-            let tier = RuntimeTier::new(world.table.clone(), Duration::from_secs(3600), Clock::manual_now());
+            let tier = tier(Clock::manual_now());
             let hosts = with_items(Some(items.clone()), tier.hosts());
             if let Ok(hosts) = hosts {
                 let want: Vec<String> = items
@@ -328,7 +377,7 @@ mod properties {
 
         #[test]
         fn posted_hashes_are_the_items_hashes(
-            items in prop::collection::vec(item(&["sk"], key_likely), 1..6),
+            items in prop::collection::vec(item("POSTEDCH#a", &["sk"], key_likely), 1..6),
         ) {
             let world = world();
             let ledger = Ledger::new(Some(world.table.clone()), Clock::manual_now());
@@ -354,9 +403,8 @@ mod properties {
             envelope in "\\PC{1,40}",
             version in "\\PC{1,20}",
         ) {
-            let world = world();
             let clock = Clock::manual_now();
-            let tier = RuntimeTier::new(world.table.clone(), Duration::from_secs(3600), clock.clone());
+            let tier = tier(clock.clone());
             let now_ms = clock.now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
             let fetched_ms = u64::try_from(now_ms).unwrap_or(u64::MAX) - ago_ms;
             let item = RuntimeItem {
@@ -369,7 +417,8 @@ mod properties {
                 tier.put("b.example", &item).await.map_err(|e| e.to_string())?;
                 tier.get("b.example", true).await.map_err(|e| e.to_string())
             });
-            prop_assert_eq!(read, Ok(Some(item)));
+            let read = read.map(|found| found.runtime.map(|item| item.map_err(|e| e.to_string())));
+            prop_assert_eq!(read, Ok(Some(Ok(item))));
         }
     }
 }

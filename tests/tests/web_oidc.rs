@@ -1,6 +1,7 @@
 //! OIDC admin login (`docs/http-api.md`, OIDC login) against a fake provider over real HTTP:
-//! the authorize redirect, the state cookie, the code exchange, id-token
-//! verification, the e-mail allowlist, and every failure's `auth_error`.
+//! the authorize redirect with PKCE, the host-bound state cookie used once,
+//! the code exchange, id-token verification, the verified e-mail on the
+//! allowlist, every failure's `auth_error`, and logins on several hosts.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -51,7 +52,11 @@ fn site(fake: &FakeOidc, extra: &[(&str, &str)]) -> Site {
 }
 
 async fn get(web: &Router, path: &str, cookie: Option<&str>) -> Answer {
-    let mut builder = Request::get(path).header("host", HOST);
+    get_on(web, HOST, path, cookie).await
+}
+
+async fn get_on(web: &Router, host: &str, path: &str, cookie: Option<&str>) -> Answer {
+    let mut builder = Request::get(path).header("host", host);
     if let Some(cookie) = cookie {
         builder = builder.header("cookie", cookie);
     }
@@ -103,14 +108,25 @@ impl Outcome {
 /// `/auth/login` → the provider's authorize endpoint (which logs the user in
 /// and redirects back) → `/auth/callback` with the state cookie.
 async fn log_in(web: &Router) -> Outcome {
-    let start = get(web, "/auth/login", None).await;
+    log_in_on(web, HOST).await.0
+}
+
+/// [`log_in`] on `host`; also the callback's path and state cookie, to
+/// replay them.
+async fn log_in_on(web: &Router, host: &str) -> (Outcome, String, String) {
+    let start = get_on(web, host, "/auth/login", None).await;
     let authorize = location(&start);
     let state_cookie = cookie_named(&start.headers, "pv2_oidc").expect("state cookie");
     let pair = state_cookie.split(';').next().unwrap().to_string();
     let back = provider_redirect(&authorize).await;
-    assert!(back.starts_with(CALLBACK), "{back}");
-    let path = back.strip_prefix("https://photos.example.com").unwrap();
-    callback(web, path, Some(&pair)).await
+    let origin = format!("https://{host}");
+    assert!(
+        back.starts_with(&format!("{origin}/auth/callback")),
+        "{back}"
+    );
+    let path = back.strip_prefix(&origin).unwrap().to_string();
+    let outcome = callback_on(web, host, &path, Some(&pair)).await;
+    (outcome, path, pair)
 }
 
 async fn provider_redirect(authorize: &str) -> String {
@@ -127,7 +143,11 @@ async fn provider_redirect(authorize: &str) -> String {
 }
 
 async fn callback(web: &Router, path: &str, cookie: Option<&str>) -> Outcome {
-    let answer = get(web, path, cookie).await;
+    callback_on(web, HOST, path, cookie).await
+}
+
+async fn callback_on(web: &Router, host: &str, path: &str, cookie: Option<&str>) -> Outcome {
+    let answer = get_on(web, host, path, cookie).await;
     let location = location(&answer);
     Outcome {
         location,
@@ -161,6 +181,8 @@ async fn login_redirects_to_the_provider_with_state_and_nonce() {
     assert_eq!(query["scope"], "openid email profile");
     assert!(query["state"].len() >= 32 && query["nonce"].len() >= 32);
     assert_ne!(query["state"], query["nonce"]);
+    assert_eq!(query["code_challenge_method"], "S256");
+    assert_eq!(query["code_challenge"].len(), 43, "a SHA-256, base64url");
     let cookie = cookie_named(&start.headers, "pv2_oidc").unwrap();
     for part in [
         "HttpOnly",
@@ -223,7 +245,15 @@ async fn emails_off_the_list_unverified_or_missing_are_refused() {
                 email_verified: Some(false),
                 email_in_id_token: true,
             },
-            "access_denied",
+            "email_not_verified",
+        ),
+        (
+            User {
+                email: Some("admin@example.com".into()),
+                email_verified: None,
+                email_in_id_token: true,
+            },
+            "email_not_verified",
         ),
         (
             User {
@@ -296,7 +326,7 @@ async fn state_must_match_the_signed_cookie() {
     let back = provider_redirect(&authorize).await;
     let params = query_of(&back);
     let code = &params["code"];
-    let tampered = pair.replacen("v1.", "v1.9", 1);
+    let tampered = pair.replacen("v2.", "v2.9", 1);
     let cases: Vec<(String, Option<&str>)> = vec![
         (
             format!("/auth/callback?code={code}&state=forged"),
@@ -383,4 +413,53 @@ async fn an_unreachable_provider_fails_the_login() {
     let start = get(&site.web, "/auth/login", None).await;
     assert_eq!(location(&start), "/?auth_error=callback_failed");
     assert!(cookie_named(&start.headers, "pv2_oidc").is_none());
+}
+
+#[tokio::test]
+async fn a_replayed_callback_never_reaches_the_provider() {
+    let fake = FakeOidc::start().await;
+    let site = site(&fake, &[]);
+    let (first, path, cookie) = log_in_on(&site.web, HOST).await;
+    assert!(first.admin_cookie.is_some());
+    assert_eq!(fake.token_calls(), 1);
+    let replay = callback(&site.web, &path, Some(&cookie)).await;
+    assert_eq!(replay.auth_error().as_deref(), Some("callback_failed"));
+    assert!(replay.admin_cookie.is_none());
+    assert_eq!(fake.token_calls(), 1, "refused before the token endpoint");
+}
+
+#[tokio::test]
+async fn logins_work_on_every_host_and_their_state_stays_on_its_host() {
+    let fake = FakeOidc::start().await;
+    // No AUTH0_CALLBACK_URL: each host is its own redirect URI.
+    let hosts = site(&fake, &[("AUTH0_CALLBACK_URL", "")]);
+    for host in ["photos.example.com", "gallery.example.org"] {
+        let (outcome, _, _) = log_in_on(&hosts.web, host).await;
+        assert_eq!(outcome.location, "/", "{host}");
+        let admin = outcome.admin_cookie.expect("admin cookie");
+        let status = get_on(&hosts.web, host, "/api/admin/status", Some(&admin)).await;
+        assert_eq!(status.json["admin"], json!(true), "{host}");
+    }
+    assert_eq!(fake.token_calls(), 2);
+
+    // A login begun on one host cannot be finished on another.
+    let start = get_on(&hosts.web, "photos.example.com", "/auth/login", None).await;
+    let pair = cookie_named(&start.headers, "pv2_oidc").unwrap();
+    let pair = pair.split(';').next().unwrap().to_string();
+    let back = provider_redirect(&location(&start)).await;
+    let path = back.strip_prefix("https://photos.example.com").unwrap();
+    let elsewhere = callback_on(&hosts.web, "gallery.example.org", path, Some(&pair)).await;
+    assert_eq!(elsewhere.auth_error().as_deref(), Some("callback_failed"));
+    assert_eq!(fake.token_calls(), 2);
+
+    // A callback URL template with `{host}` names the request's host.
+    let templated = site(
+        &fake,
+        &[("AUTH0_CALLBACK_URL", "https://{host}/auth/callback")],
+    );
+    let start = get_on(&templated.web, "gallery.example.org", "/auth/login", None).await;
+    assert_eq!(
+        query_of(&location(&start))["redirect_uri"],
+        "https://gallery.example.org/auth/callback"
+    );
 }

@@ -1,9 +1,14 @@
 //! The publish function's handler, without the Lambda runtime: an event in,
 //! one summary per host out (`docs/events.md`).
 
+pub mod preview_text;
+
 use std::time::SystemTime;
 
+use std::panic::AssertUnwindSafe;
+
 use futures::stream::{self, StreamExt};
+use futures::FutureExt;
 use publisher::app::App;
 use publisher::workflow::{Options, Reason, Summary};
 use serde::Deserialize;
@@ -109,7 +114,10 @@ pub async fn handle(
     }
     let options = &options;
     let summaries: Vec<Summary> = stream::iter(hosts)
-        .map(|host| async move { run(app, &host, options, request_id).await })
+        .map(|host| async move {
+            let run = run(app, &host, options, request_id);
+            isolated(&host, request_id, run).await
+        })
         .buffered(CONCURRENCY)
         .collect()
         .await;
@@ -132,6 +140,22 @@ pub async fn handle(
         return Err(HandlerError::AllFailed(why.join("; ")));
     }
     Ok(json!({ "results": summaries }))
+}
+
+/// `run`, whose panic fails its host alone: the other hosts and the
+/// invocation go on.
+async fn isolated(
+    host: &str,
+    request_id: &str,
+    run: impl std::future::Future<Output = Summary>,
+) -> Summary {
+    match AssertUnwindSafe(run).catch_unwind().await {
+        Ok(summary) => summary,
+        Err(_) => {
+            tracing::error!(request_id, host, "publish: the run for this host panicked");
+            Summary::stopped(host, None, Reason::Internal)
+        }
+    }
 }
 
 /// One host's run, from its raw host name.
@@ -190,6 +214,25 @@ mod tests {
             json!({"detail-type": "Scheduled Event", "id": "ev-1", "detail": {"idempotency_key": "own"}}),
         );
         assert_eq!(e.options.idempotency_key.as_deref(), Some("own"));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_host_fails_alone() {
+        let panicking = async {
+            if std::hint::black_box(true) {
+                panic!("a bug hit by this host's data");
+            }
+            Summary::stopped("x.shibari.photo", None, Reason::NoImages)
+        };
+        let failed = isolated("x.shibari.photo", "r", panicking).await;
+        assert_eq!(failed.status, publisher::workflow::Status::Failed);
+        assert_eq!(failed.error.as_deref(), Some("Internal error"));
+        assert!(!failed.transient(), "a retry would hit the same bug");
+        let fine = isolated("y.shibari.photo", "r", async {
+            Summary::stopped("y.shibari.photo", None, Reason::NoImages)
+        })
+        .await;
+        assert_eq!(fine.error.as_deref(), Some("No images found"));
     }
 
     #[test]

@@ -120,7 +120,7 @@ pub async fn handle(
             .chain(&from_table),
     );
     let give_up = deadline.and_then(|d| match d.duration_since(SystemTime::now()) {
-        Ok(left) => Some(tokio::time::Instant::now() + left.saturating_sub(DEADLINE_MARGIN)),
+        Ok(left) => tokio::time::Instant::now().checked_add(left.saturating_sub(DEADLINE_MARGIN)),
         Err(_) => {
             // Lambda's deadline is in the future; `cargo lambda watch` sends
             // a duration where an epoch time belongs.

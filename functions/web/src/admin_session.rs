@@ -52,7 +52,7 @@ impl AdminSessions {
     }
 
     fn issue(&self, tenant: &str, now: u64) -> String {
-        let expiry = (now + self.ttl.as_secs()).to_string();
+        let expiry = now.saturating_add(self.ttl.as_secs()).to_string();
         let nonce = random_token();
         let tag = self.signer.sign(&[PURPOSE, tenant, &expiry, &nonce]);
         format!("{VERSION}.{expiry}.{nonce}.{tag}")

@@ -1,6 +1,7 @@
 //! The two route guards of `docs/http-api.md` (Guards), as extractors: put `View` or
 //! `Mutate` first in a handler's arguments and the handler runs only for
-//! requests that pass. They answer 401 (API auth) before 403 / 503 (admin).
+//! requests that pass. They answer 401 (API auth; 429 when the client is
+//! over its failure limit) before 403 / 503 (admin).
 
 use axum::extract::FromRequestParts;
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
@@ -9,10 +10,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use publisher::failures::Attempt;
 use publisher::settings::{AuthMode, WebSettings};
 use secrecy::ExposeSecret;
 
-use crate::responses::detail;
+use crate::client_addr::client_address;
+use crate::responses::{detail, too_many_failures};
 use crate::signing::secrets_equal;
 use crate::web_state::WebState;
 
@@ -54,8 +57,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Mutate {
         let (state, tenant) = WebState::of(parts)?;
         let web = &state.settings.web;
         let api_auth = web.auth_token.is_some() || web.auth_basic.is_some();
-        if api_auth && !api_credentials_match(web, &parts.headers) {
-            return Err(unauthorized(web));
+        if api_auth {
+            // Wrong API credentials are failures like wrong passwords.
+            let client = client_address(parts);
+            let tenant_id = &tenant.config.tenant;
+            if let Attempt::Refused { retry_after } = state.failures.begin(&client, tenant_id).await
+            {
+                tracing::warn!(tenant = %tenant_id, client, "API call refused: too many failures");
+                return Err(too_many_failures(retry_after));
+            }
+            if !api_credentials_match(web, &parts.headers) {
+                tracing::info!(tenant = %tenant_id, client, "API credentials refused");
+                return Err(unauthorized(web));
+            }
+            state.failures.succeeded(&client, tenant_id).await;
         }
         if web.auth_mode() != AuthMode::None {
             if !state
@@ -96,7 +111,7 @@ fn unauthorized(web: &WebSettings) -> Response {
 
 /// `Authorization: Bearer <WEB_AUTH_TOKEN>` or `Basic <WEB_AUTH_USER:WEB_AUTH_PASS>`,
 /// compared in constant time.
-fn api_credentials_match(web: &WebSettings, headers: &HeaderMap) -> bool {
+pub fn api_credentials_match(web: &WebSettings, headers: &HeaderMap) -> bool {
     let Some((scheme, credentials)) = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -1,7 +1,9 @@
-//! OIDC admin login against Auth0 (`docs/http-api.md`, OIDC login): discovery, the authorize
-//! redirect with state and nonce kept in a signed 10-minute cookie, the code
-//! exchange, id-token verification against the provider's JWKS, and the
-//! e-mail allowlist.
+//! OIDC admin login against Auth0 (`docs/http-api.md`, OIDC login), on every
+//! tenant host: discovery; the authorize redirect back to the request's own
+//! host, with PKCE (`S256`), state and nonce kept in a signed 10-minute
+//! cookie bound to the tenant and the host; the state used once by the whole
+//! fleet; the code exchange with the PKCE verifier; id-token verification
+//! against the provider's JWKS; a verified e-mail on the allowlist.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -12,6 +14,8 @@ use jsonwebtoken::{AlgorithmFamily, DecodingKey, Validation};
 use publisher::bounded::{self, OIDC};
 use publisher::clock::Clock;
 use publisher::settings::{Auth0Settings, WebSettings};
+use publisher::single_use::SingleUse;
+use publisher::table::Table;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use tokio::sync::RwLock;
@@ -32,12 +36,15 @@ const MIN_KEY_REFRESH: Duration = Duration::from_secs(30);
 const HTTP_TIMEOUT: Duration = OIDC.time;
 /// Clock skew allowed on the id token's times.
 const LEEWAY_SECONDS: u64 = 60;
+/// An id token that claims to live longer than this is not a plausible one.
+const MAX_ID_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// Why a login did not succeed: the `auth_error` the browser is sent back with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthError {
     AccessDenied,
     NoEmail,
+    EmailNotVerified,
     CallbackFailed,
     NotConfigured,
 }
@@ -47,6 +54,7 @@ impl AuthError {
         match self {
             AuthError::AccessDenied => "access_denied",
             AuthError::NoEmail => "no_email_provided",
+            AuthError::EmailNotVerified => "email_not_verified",
             AuthError::CallbackFailed => "callback_failed",
             AuthError::NotConfigured => "auth_not_configured",
         }
@@ -87,6 +95,8 @@ struct IdClaims {
     nonce: Option<String>,
     email: Option<String>,
     email_verified: Option<bool>,
+    exp: u64,
+    iat: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,7 +112,18 @@ pub struct Oidc {
     secure_cookies: bool,
     provider: RwLock<Option<Arc<Provider>>>,
     last_key_refresh: std::sync::Mutex<Option<SystemTime>>,
+    /// Login states already used, by any instance.
+    used_states: SingleUse,
     clock: Clock,
+}
+
+/// What a login's state cookie keeps: the state sent to the provider, the
+/// nonce the id token must carry, and the PKCE verifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LoginState {
+    state: String,
+    nonce: String,
+    verifier: String,
 }
 
 impl Oidc {
@@ -111,6 +132,7 @@ impl Oidc {
         http: reqwest::Client,
         signer: Signer,
         web: &WebSettings,
+        table: Option<Table>,
         clock: Clock,
     ) -> Self {
         Self {
@@ -120,20 +142,41 @@ impl Oidc {
             secure_cookies: web.secure_cookies,
             provider: RwLock::new(None),
             last_key_refresh: std::sync::Mutex::new(None),
+            used_states: SingleUse::new(table, STATE_TTL, clock.clone()),
             clock,
         }
     }
 
-    /// The provider's authorize URL for a new login, with the state cookie
-    /// that must come back with the callback.
-    pub async fn start(&self, tenant: &str, response: &mut HeaderMap) -> Result<String, AuthError> {
+    /// Where the provider sends the browser back: `AUTH0_CALLBACK_URL` with
+    /// `{host}` replaced by the request's host, else the request's own
+    /// `/auth/callback` (plain HTTP only when cookies are not `Secure`,
+    /// i.e. local runs).
+    fn redirect_uri(&self, host: &str) -> String {
+        match &self.settings.callback_url {
+            Some(template) => template.replace("{host}", host),
+            None => {
+                let scheme = if self.secure_cookies { "https" } else { "http" };
+                format!("{scheme}://{host}/auth/callback")
+            }
+        }
+    }
+
+    /// The provider's authorize URL for a new login on `host`, with the
+    /// state cookie that must come back with the callback.
+    pub async fn start(
+        &self,
+        tenant: &str,
+        host: &str,
+        response: &mut HeaderMap,
+    ) -> Result<String, AuthError> {
         let provider = self.provider(false).await?;
-        let (state, nonce) = (random_token(), random_token());
-        let expiry = (unix_secs(self.clock.now()) + STATE_TTL.as_secs()).to_string();
-        let tag = self
-            .signer
-            .sign(&[STATE_PURPOSE, tenant, &expiry, &state, &nonce]);
-        let value = format!("v1.{expiry}.{state}.{nonce}.{tag}");
+        let login = LoginState {
+            state: random_token(),
+            nonce: random_token(),
+            verifier: random_token(),
+        };
+        let expiry = unix_secs(self.clock.now()).saturating_add(STATE_TTL.as_secs());
+        let value = self.state_cookie(tenant, host, expiry, &login);
         let mut url =
             url::Url::parse(&provider.discovery.authorization_endpoint).map_err(|error| {
                 tracing::warn!(%error, "OIDC: the authorize endpoint is not a URL");
@@ -142,10 +185,12 @@ impl Oidc {
         url.query_pairs_mut()
             .append_pair("response_type", "code")
             .append_pair("client_id", &self.settings.client_id)
-            .append_pair("redirect_uri", &self.settings.callback_url)
+            .append_pair("redirect_uri", &self.redirect_uri(host))
             .append_pair("scope", "openid email profile")
-            .append_pair("state", &state)
-            .append_pair("nonce", &nonce);
+            .append_pair("state", &login.state)
+            .append_pair("nonce", &login.nonce)
+            .append_pair("code_challenge", &pkce_challenge(&login.verifier))
+            .append_pair("code_challenge_method", "S256");
         cookies::set(
             response,
             STATE_COOKIE,
@@ -157,6 +202,19 @@ impl Oidc {
         Ok(url.into())
     }
 
+    fn state_cookie(&self, tenant: &str, host: &str, expiry: u64, login: &LoginState) -> String {
+        let expiry = expiry.to_string();
+        let LoginState {
+            state,
+            nonce,
+            verifier,
+        } = login;
+        let tag = self
+            .signer
+            .sign(&[STATE_PURPOSE, tenant, host, &expiry, state, nonce, verifier]);
+        format!("v2.{expiry}.{state}.{nonce}.{verifier}.{tag}")
+    }
+
     pub fn clear_state(&self, response: &mut HeaderMap) {
         cookies::clear(
             response,
@@ -166,10 +224,12 @@ impl Oidc {
         );
     }
 
-    /// Completes a login: the allowlisted e-mail of the person who logged in.
+    /// Completes a login on `host`: the verified, allowlisted e-mail of the
+    /// person who logged in.
     pub async fn finish(
         &self,
         tenant: &str,
+        host: &str,
         params: &CallbackParams,
         request: &HeaderMap,
     ) -> Result<String, AuthError> {
@@ -186,17 +246,24 @@ impl Oidc {
             return Err(AuthError::CallbackFailed);
         };
         let now = unix_secs(self.clock.now());
-        let nonce = cookies::values(request, STATE_COOKIE)
+        let login = cookies::values(request, STATE_COOKIE)
             .iter()
-            .find_map(|value| self.state_nonce(value, tenant, state, now))
+            .find_map(|value| self.login_state(value, tenant, host, state, now))
             .ok_or_else(|| {
                 tracing::info!("OIDC: missing, expired or mismatched login state");
                 AuthError::CallbackFailed
             })?;
+        // A replayed callback ends here, before the provider is asked.
+        if !self.used_states.first_use(&login.state).await {
+            tracing::warn!("OIDC: a login state came back a second time; refused");
+            return Err(AuthError::CallbackFailed);
+        }
         let provider = self.provider(false).await?;
-        let tokens = self.exchange(&provider, code).await?;
+        let tokens = self
+            .exchange(&provider, code, &self.redirect_uri(host), &login.verifier)
+            .await?;
         let claims = self.verify(provider, &tokens.id_token).await?;
-        if claims.nonce.as_deref() != Some(nonce.as_str()) {
+        if claims.nonce.as_deref() != Some(login.nonce.as_str()) {
             tracing::info!("OIDC: id token nonce does not match the login");
             return Err(AuthError::CallbackFailed);
         }
@@ -208,36 +275,68 @@ impl Oidc {
             .map(|e| e.trim().to_lowercase())
             .filter(|e| !e.is_empty())
             .ok_or(AuthError::NoEmail)?;
-        // An address the provider says it has not verified proves nothing.
-        if verified == Some(false) || !self.settings.admin_emails.contains(&email) {
-            tracing::info!("OIDC: login by an address not on ADMIN_LOGIN_EMAILS (or unverified)");
+        // An address the provider has not verified proves nothing.
+        if verified != Some(true) {
+            tracing::info!("OIDC: login by an address the provider has not verified");
+            return Err(AuthError::EmailNotVerified);
+        }
+        if !self.settings.admin_emails.contains(&email) {
+            tracing::info!("OIDC: login by an address not on ADMIN_LOGIN_EMAILS");
             return Err(AuthError::AccessDenied);
         }
         Ok(email)
     }
 
-    /// The nonce of a state cookie that is valid for `tenant` and `state`.
-    fn state_nonce(&self, value: &str, tenant: &str, state: &str, now: u64) -> Option<String> {
+    /// The login a state cookie keeps, when it is valid for `tenant`,
+    /// `host` and `state` at `now`.
+    fn login_state(
+        &self,
+        value: &str,
+        tenant: &str,
+        host: &str,
+        state: &str,
+        now: u64,
+    ) -> Option<LoginState> {
         let parts: Vec<&str> = value.split('.').collect();
-        let ["v1", expiry, cookie_state, nonce, tag] = parts[..] else {
+        let ["v2", expiry, cookie_state, nonce, verifier, tag] = parts[..] else {
             return None;
         };
         let live = expiry
             .parse::<u64>()
-            .is_ok_and(|e| now < e && e <= now + STATE_TTL.as_secs());
-        let signed = self
-            .signer
-            .verify(&[STATE_PURPOSE, tenant, expiry, cookie_state, nonce], tag);
-        (live && signed && cookie_state == state).then(|| nonce.to_string())
+            .is_ok_and(|e| now < e && e <= now.saturating_add(STATE_TTL.as_secs()));
+        let signed = self.signer.verify(
+            &[
+                STATE_PURPOSE,
+                tenant,
+                host,
+                expiry,
+                cookie_state,
+                nonce,
+                verifier,
+            ],
+            tag,
+        );
+        (live && signed && cookie_state == state).then(|| LoginState {
+            state: cookie_state.to_string(),
+            nonce: nonce.to_string(),
+            verifier: verifier.to_string(),
+        })
     }
 
-    async fn exchange(&self, provider: &Provider, code: &str) -> Result<TokenResponse, AuthError> {
+    async fn exchange(
+        &self,
+        provider: &Provider,
+        code: &str,
+        redirect_uri: &str,
+        verifier: &str,
+    ) -> Result<TokenResponse, AuthError> {
         let form = [
             ("grant_type", "authorization_code"),
             ("code", code),
-            ("redirect_uri", &self.settings.callback_url),
+            ("redirect_uri", redirect_uri),
             ("client_id", &self.settings.client_id),
             ("client_secret", self.settings.client_secret.expose_secret()),
+            ("code_verifier", verifier),
         ];
         let response = self
             .http
@@ -300,12 +399,17 @@ impl Oidc {
         validation.set_issuer(&[&provider.discovery.issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = LEEWAY_SECONDS;
-        jsonwebtoken::decode::<IdClaims>(token, &key, &validation)
+        let claims = jsonwebtoken::decode::<IdClaims>(token, &key, &validation)
             .map(|data| data.claims)
             .map_err(|error| {
                 tracing::info!(%error, "OIDC: id token rejected");
                 AuthError::CallbackFailed
-            })
+            })?;
+        if !plausible_times(&claims, unix_secs(self.clock.now())) {
+            tracing::info!("OIDC: id token with implausible times rejected");
+            return Err(AuthError::CallbackFailed);
+        }
+        Ok(claims)
     }
 
     async fn userinfo(
@@ -412,6 +516,21 @@ impl Oidc {
     }
 }
 
+/// `exp` no further ahead than an id token lives, `iat` not in the future.
+fn plausible_times(claims: &IdClaims, now: u64) -> bool {
+    let latest_exp = now.saturating_add(MAX_ID_TOKEN_LIFETIME.as_secs() + LEEWAY_SECONDS);
+    let latest_iat = now.saturating_add(LEEWAY_SECONDS);
+    claims.exp <= latest_exp && claims.iat.is_none_or(|iat| iat <= latest_iat)
+}
+
+/// PKCE's `S256` challenge: BASE64URL(SHA-256(verifier)), unpadded.
+fn pkce_challenge(verifier: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,7 +541,7 @@ mod tests {
             domain: "example.auth0.com".into(),
             client_id: "client".into(),
             client_secret: SecretString::from("secret"),
-            callback_url: "https://a.example/auth/callback".into(),
+            callback_url: None,
             admin_emails: vec!["me@example.com".into()],
             issuer_url: "https://example.auth0.com/".into(),
         };
@@ -433,34 +552,84 @@ mod tests {
             secure_cookies: true,
             provider: RwLock::new(None),
             last_key_refresh: std::sync::Mutex::new(None),
+            used_states: SingleUse::new(None, STATE_TTL, Clock::system()),
             clock: Clock::system(),
         }
     }
 
-    fn state_cookie(o: &Oidc, tenant: &str, expiry: u64, state: &str, nonce: &str) -> String {
-        let expiry = expiry.to_string();
-        let tag = o
-            .signer
-            .sign(&[STATE_PURPOSE, tenant, &expiry, state, nonce]);
-        format!("v1.{expiry}.{state}.{nonce}.{tag}")
+    fn login() -> LoginState {
+        LoginState {
+            state: "st".into(),
+            nonce: "no".into(),
+            verifier: "ve".into(),
+        }
     }
 
     #[test]
-    fn state_cookie_binds_tenant_state_and_time() {
+    fn state_cookie_binds_tenant_host_state_and_time() {
         let o = oidc();
-        let value = state_cookie(&o, "maple", 1_600, "st", "no");
+        let host = "maple.shibari.photo";
+        let value = o.state_cookie("maple", host, 1_600, &login());
         assert_eq!(
-            o.state_nonce(&value, "maple", "st", 1_000).as_deref(),
-            Some("no")
+            o.login_state(&value, "maple", host, "st", 1_000),
+            Some(login())
         );
-        assert_eq!(o.state_nonce(&value, "maple", "other", 1_000), None);
-        assert_eq!(o.state_nonce(&value, "vermont", "st", 1_000), None);
-        assert_eq!(o.state_nonce(&value, "maple", "st", 1_600), None, "expired");
-        let too_long = state_cookie(&o, "maple", 5_000, "st", "no");
-        assert_eq!(o.state_nonce(&too_long, "maple", "st", 1_000), None);
+        assert_eq!(o.login_state(&value, "maple", host, "other", 1_000), None);
+        assert_eq!(o.login_state(&value, "vermont", host, "st", 1_000), None);
         assert_eq!(
-            o.state_nonce("v1.1600.st.no.bad", "maple", "st", 1_000),
+            o.login_state(&value, "maple", "vermont.shibari.photo", "st", 1_000),
+            None,
+            "another host"
+        );
+        assert_eq!(
+            o.login_state(&value, "maple", host, "st", 1_600),
+            None,
+            "expired"
+        );
+        let too_long = o.state_cookie("maple", host, 5_000, &login());
+        assert_eq!(o.login_state(&too_long, "maple", host, "st", 1_000), None);
+        assert_eq!(
+            o.login_state("v2.1600.st.no.ve.bad", "maple", host, "st", 1_000),
             None
+        );
+    }
+
+    #[test]
+    fn pkce_challenge_is_rfc_7636s_s256() {
+        // The example of RFC 7636, appendix B.
+        assert_eq!(
+            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+
+    #[test]
+    fn implausible_token_times_are_refused() {
+        let claims = |exp: u64, iat: Option<u64>| IdClaims {
+            nonce: None,
+            email: None,
+            email_verified: None,
+            exp,
+            iat,
+        };
+        let now = 1_700_000_000;
+        assert!(plausible_times(&claims(now + 3600, Some(now)), now));
+        assert!(!plausible_times(&claims(u64::MAX, Some(now)), now));
+        assert!(!plausible_times(&claims(now + 3600, Some(now + 7200)), now));
+        assert!(plausible_times(&claims(now + 3600, None), now));
+    }
+
+    #[test]
+    fn the_redirect_uri_follows_the_request_host() {
+        let mut o = oidc();
+        assert_eq!(
+            o.redirect_uri("maple.shibari.photo"),
+            "https://maple.shibari.photo/auth/callback"
+        );
+        o.settings.callback_url = Some("https://{host}/login/done".into());
+        assert_eq!(
+            o.redirect_uri("vermont.shibari.photo"),
+            "https://vermont.shibari.photo/login/done"
         );
     }
 
@@ -473,14 +642,15 @@ mod tests {
         fn value() -> impl Strategy<Value = String> {
             prop_oneof![
                 (
-                    "(v1|)",
+                    "(v2|v1|)",
                     "[0-9]{0,20}|\\PC{0,6}",
+                    "[A-Za-z0-9_-]{0,40}",
                     "[A-Za-z0-9_-]{0,40}",
                     "[A-Za-z0-9_-]{0,40}",
                     "[A-Za-z0-9_=+/-]{0,50}"
                 )
-                    .prop_map(|(v, e, s, n, t)| format!("{v}.{e}.{s}.{n}.{t}")),
-                "\\PC{0,100}",
+                    .prop_map(|(v, e, s, n, p, t)| format!("{v}.{e}.{s}.{n}.{p}.{t}")),
+                "\\PC{0,120}",
             ]
         }
 
@@ -505,25 +675,31 @@ mod tests {
             fn any_value_is_refused_without_panicking(
                 value in value(),
                 tenant in "\\PC{0,12}",
+                host in "\\PC{0,20}",
                 state in "\\PC{0,40}",
                 // The clock's time (not outside data), up to the year 9999.
                 now in 0u64..=253_402_300_799,
             ) {
-                prop_assert_eq!(oidc().state_nonce(&value, &tenant, &state, now), None);
+                prop_assert_eq!(oidc().login_state(&value, &tenant, &host, &state, now), None);
             }
 
-            /// The cookie a login starts with gives its nonce back to the
-            /// callback that carries its state, for its tenant only.
+            /// The cookie a login starts with gives its state, nonce and
+            /// PKCE verifier back to the callback that carries its state,
+            /// for its tenant and host only, until it expires.
             #[test]
-            fn an_issued_state_comes_back_to_its_callback(tenant in "\\PC{1,20}", other in "\\PC{1,20}") {
+            fn an_issued_state_comes_back_to_its_callback(
+                tenant in "\\PC{1,20}",
+                other in "\\PC{1,20}",
+                host in "[a-z0-9]{1,10}\\.shibari\\.photo",
+            ) {
                 let o = oidc();
                 with_provider(&o);
                 let mut headers = HeaderMap::new();
                 let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
-                let authorize = runtime.block_on(o.start(&tenant, &mut headers)).expect("a login starts");
+                let authorize = runtime.block_on(o.start(&tenant, &host, &mut headers)).expect("a login starts");
                 let url = url::Url::parse(&authorize).expect("a URL");
                 let param = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
-                let (state, nonce) = (param("state").expect("state"), param("nonce").expect("nonce"));
+                let state = param("state").expect("state");
                 let cookie = headers
                     .get_all(axum::http::header::SET_COOKIE)
                     .iter()
@@ -532,12 +708,16 @@ mod tests {
                     .find(|c| c.name() == STATE_COOKIE)
                     .expect("the state cookie");
                 let now = unix_secs(o.clock.now());
-                prop_assert_eq!(o.state_nonce(cookie.value(), &tenant, &state, now), Some(nonce));
-                prop_assert_eq!(o.state_nonce(cookie.value(), &tenant, "another state", now), None);
+                let login = o.login_state(cookie.value(), &tenant, &host, &state, now).expect("the login");
+                prop_assert_eq!(Some(login.nonce.clone()), param("nonce"));
+                prop_assert_eq!(Some(pkce_challenge(&login.verifier)), param("code_challenge"));
+                prop_assert_eq!(o.login_state(cookie.value(), &tenant, &host, "another state", now), None);
+                prop_assert_eq!(o.login_state(cookie.value(), &tenant, "other.example", &state, now), None);
                 if other != tenant {
-                    prop_assert_eq!(o.state_nonce(cookie.value(), &other, &state, now), None);
+                    prop_assert_eq!(o.login_state(cookie.value(), &other, &host, &state, now), None);
                 }
-                prop_assert_eq!(o.state_nonce(cookie.value(), &tenant, &state, now + STATE_TTL.as_secs() + 1), None);
+                let later = now + STATE_TTL.as_secs() + 1;
+                prop_assert_eq!(o.login_state(cookie.value(), &tenant, &host, &state, later), None);
             }
         }
     }

@@ -6,6 +6,8 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 
+use crate::responses::Panicked;
+
 /// The request's id, as an extension for handlers and the tenant layer.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
@@ -27,6 +29,9 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     request.extensions_mut().insert(RequestId(id.clone()));
     let mut response = next.run(request).await;
+    if response.extensions().get::<Panicked>().is_some() {
+        tracing::error!(request_id = %id, "the request failed with a panic");
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         let headers = response.headers_mut();
         headers.insert("x-request-id", value.clone());

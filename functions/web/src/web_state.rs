@@ -3,30 +3,29 @@
 //! handlers as an extension.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::http::request::Parts;
 use axum::response::Response;
 use publisher::app::App;
+use publisher::failures::FailureLimits;
 use publisher::settings::Settings;
 use publisher::tenant::TenantContext;
 
 use crate::admin_session::AdminSessions;
-use crate::login_limit::LoginLimiter;
 use crate::oidc::Oidc;
 use crate::responses;
+use crate::routes::Readiness;
 use crate::signing::Signer;
-
-/// The 11th failed login within 5 minutes is refused.
-const MAX_LOGIN_FAILURES: usize = 10;
-const LOGIN_WINDOW: Duration = Duration::from_secs(5 * 60);
 
 pub struct WebState {
     pub settings: Arc<Settings>,
     pub sessions: AdminSessions,
-    pub logins: LoginLimiter,
+    /// Login and API-credential failures, counted for the fleet.
+    pub failures: FailureLimits,
     /// Present when Auth0 is configured.
     pub oidc: Option<Oidc>,
+    /// The last answer of the readiness probe.
+    pub readiness: Readiness,
 }
 
 impl WebState {
@@ -36,16 +35,18 @@ impl WebState {
         Self {
             settings: app.settings.clone(),
             sessions: AdminSessions::new(signer.clone(), web, app.clock.clone()),
-            logins: LoginLimiter::new(MAX_LOGIN_FAILURES, LOGIN_WINDOW, app.clock.clone()),
+            failures: FailureLimits::new(app.table.clone(), app.clock.clone()),
             oidc: web.auth0.as_ref().map(|auth0| {
                 Oidc::new(
                     auth0.clone(),
                     app.http.clone(),
                     signer,
                     web,
+                    app.table.clone(),
                     app.clock.clone(),
                 )
             }),
+            readiness: Readiness::default(),
         }
     }
 

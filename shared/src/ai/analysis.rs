@@ -1,29 +1,10 @@
 //! What the vision model saw, read leniently from its answer.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The keys the vision call must answer with, in the prompt's order.
-pub(super) const ANALYSIS_KEYS: [&str; 15] = [
-    "description",
-    "mood",
-    "tags",
-    "nsfw",
-    "safety_labels",
-    "subject",
-    "style",
-    "lighting",
-    "camera",
-    "clothing_or_accessories",
-    "aesthetic_terms",
-    "pose",
-    "composition",
-    "background",
-    "color_palette",
-];
-
 /// What the vision model saw.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Analysis {
     pub description: String,
     pub mood: String,

@@ -5,9 +5,11 @@
 
 mod analysis;
 mod pacing;
+mod prompts;
 
 pub use analysis::Analysis;
 pub use pacing::Pacer;
+pub use prompts::for_tenant as tenant_prompts;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,13 +18,14 @@ use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
-use analysis::{strip_fence, ANALYSIS_KEYS};
+use analysis::strip_fence;
 
 use crate::bounded::{self, Bound};
 use crate::clock::Clock;
-use crate::config::AiConfig;
+use crate::config::{AiConfig, Confirmation};
 use crate::publishers::captions::CaptionSpec;
 use crate::retry::{self, Policy, Step};
+use crate::static_config::{AiPrompts, StaticConfig};
 
 /// Four tries, 500 ms doubling between them; a `Retry-After` is waited for
 /// up to 20 s.
@@ -39,12 +42,6 @@ const VISION_MAX_TOKENS: u32 = 512;
 const CAPTION_TEMPERATURE: f64 = 0.7;
 const JSON_CAPTION_TEMPERATURE: f64 = 0.6;
 const CAPTION_MAX_TOKENS: u32 = 600;
-
-const DEFAULT_SYSTEM_PROMPT: &str = "You write captions for fine-art photographs for social media.";
-const DEFAULT_ROLE_PROMPT: &str = "Write a caption for this photograph.";
-const DEFAULT_SD_SYSTEM_PROMPT: &str =
-    "You write training captions for image generation models: precise, literal, comma-separated.";
-const DEFAULT_SD_ROLE_PROMPT: &str = "Write an sd_caption for this photograph.";
 
 /// The captions generated for one image.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +70,7 @@ pub struct AiClient {
     url: String,
     api_key: SecretString,
     config: AiConfig,
+    prompts: AiPrompts,
     tenant: String,
     pacer: Arc<Pacer>,
     /// Each attempt's time, and how much of an answer is read.
@@ -82,8 +80,8 @@ pub struct AiClient {
 
 impl AiClient {
     /// A client of `base_url` (`OPENAI_BASE_URL`) for `tenant` with its key
-    /// and AI settings; its calls keep the pace of `pacer`, each attempt
-    /// within `bound`.
+    /// and AI settings, and the embedded prompts where those have none; its
+    /// calls keep the pace of `pacer`, each attempt within `bound`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         http: reqwest::Client,
@@ -95,11 +93,17 @@ impl AiClient {
         bound: Bound,
         clock: Clock,
     ) -> Self {
+        let prompts = tenant_prompts(
+            &config,
+            &Confirmation::default(),
+            &StaticConfig::defaults().prompts,
+        );
         Self {
             http,
             url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
             api_key,
             config,
+            prompts,
             tenant: tenant.to_string(),
             pacer,
             bound,
@@ -107,20 +111,20 @@ impl AiClient {
         }
     }
 
+    /// The same client with `prompts` (the tenant's, over the static ones).
+    pub fn with_prompts(mut self, prompts: AiPrompts) -> Self {
+        self.prompts = prompts;
+        self
+    }
+
     /// Vision analysis of the image at `image_url` (a temporary link).
     pub async fn analyze(&self, image_url: &str, request_id: &str) -> Result<Analysis, AiError> {
-        let prompt = format!(
-            "Analyze this photograph. Answer with one JSON object with exactly these keys: {}. \
-             tags, safety_labels and aesthetic_terms are arrays of short strings; nsfw is a boolean; \
-             the others are short strings.",
-            ANALYSIS_KEYS.join(", ")
-        );
         let body = json!({
             "model": self.config.vision_model,
             "messages": [
-                {"role": "system", "content": "You are a careful art critic and image analyst. You answer in JSON."},
+                {"role": "system", "content": self.prompts.vision_system},
                 {"role": "user", "content": [
-                    {"type": "text", "text": prompt},
+                    {"type": "text", "text": self.prompts.vision_user},
                     {"type": "image_url", "image_url": {"url": image_url}},
                 ]},
             ],
@@ -198,11 +202,7 @@ impl AiClient {
         format!(
             "{role}\n\nImage analysis:\n{analysis}\n\nPlatform: {platform}\nStyle: {style}\n\
              Hashtags: {hashtags}\nMaximum length: {max} characters.",
-            role = self
-                .config
-                .role_prompt
-                .as_deref()
-                .unwrap_or(DEFAULT_ROLE_PROMPT),
+            role = self.prompts.caption_role,
             analysis = analysis.for_prompt(),
             platform = spec.platform,
             style = spec.style,
@@ -211,10 +211,7 @@ impl AiClient {
     }
 
     fn system_prompt(&self) -> &str {
-        self.config
-            .system_prompt
-            .as_deref()
-            .unwrap_or(DEFAULT_SYSTEM_PROMPT)
+        &self.prompts.caption_system
     }
 
     async fn caption_and_sd(
@@ -281,16 +278,8 @@ impl AiClient {
 
     async fn sd_caption(&self, analysis: &Analysis, request_id: &str) -> Result<String, AiError> {
         let model = self.sd_model();
-        let system = self
-            .config
-            .sd_caption_system_prompt
-            .as_deref()
-            .unwrap_or(DEFAULT_SD_SYSTEM_PROMPT);
-        let role = self
-            .config
-            .sd_caption_role_prompt
-            .as_deref()
-            .unwrap_or(DEFAULT_SD_ROLE_PROMPT);
+        let system = &self.prompts.sd_caption_system;
+        let role = &self.prompts.sd_caption_role;
         let body = json!({
             "model": model,
             "messages": [

@@ -9,5 +9,5 @@ mod single_flight;
 
 pub use credentials::{CredentialCache, CredentialKey};
 pub use runtime_memory::{RuntimeCache, RuntimeEntry};
-pub use runtime_table::{Lease, RuntimeItem, RuntimeTier, TierError};
+pub use runtime_table::{HostItems, Lease, RuntimeItem, RuntimeTier, TierError};
 pub use single_flight::{Flight, SingleFlight};

@@ -91,10 +91,12 @@ impl RuntimeCache {
             .insert(host.to_string(), RuntimeEntry::Found(config));
     }
 
-    /// Remembers the orchestrator's 404 for the negative TTL.
-    pub fn insert_not_found(&self, host: &str) {
+    /// Remembers the orchestrator's 404 for the negative TTL, or until
+    /// `until` when another instance's 404 says when it ends (earlier).
+    pub fn insert_not_found(&self, host: &str, until: Option<SystemTime>) {
         let now = self.clock.now();
-        let until = now.checked_add(self.negative_ttl).unwrap_or(now);
+        let latest = now.checked_add(self.negative_ttl).unwrap_or(now);
+        let until = until.map_or(latest, |until| until.min(latest));
         self.entries
             .insert(host.to_string(), RuntimeEntry::NotFound { until });
     }

@@ -20,9 +20,10 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use crate::clock::Clock;
-use crate::table::{epoch_millis, epoch_secs, n, s, DynamoError, Table};
+use crate::table::{epoch_millis, epoch_secs, is_condition_failure, n, s, DynamoError, Table};
 
 const RUNTIME_SK: &str = "RUNTIME";
+const NOT_FOUND_SK: &str = "NOTFOUND";
 const LEASE_SK: &str = "LEASE";
 /// How long DynamoDB keeps a lease item after it ran out, before its TTL
 /// deletes it (expired leases are ignored whether deleted or not).
@@ -36,6 +37,18 @@ pub struct RuntimeItem {
     pub config_version: String,
     pub fetched_at: SystemTime,
     pub fresh_until: SystemTime,
+}
+
+/// What the table holds for one host.
+#[derive(Debug, Default)]
+pub struct HostItems {
+    /// The runtime item, when there is one; an error when it is malformed.
+    pub runtime: Option<Result<RuntimeItem, TierError>>,
+    /// Until when the host is known to be unknown: a live `NOTFOUND` item
+    /// (one whose time is implausible counts as none).
+    pub not_found_until: Option<SystemTime>,
+    /// A `NOTFOUND` item is there, live or not.
+    pub not_found_marker: bool,
 }
 
 /// The answer to a lease request.
@@ -60,15 +73,29 @@ pub struct RuntimeTier {
     /// Identifies this instance as a lease holder.
     holder: String,
     max_stale: Duration,
+    /// The longest TTL a copy can have (`RUNTIME_CONFIG_TTL_MAX_SECONDS`): a
+    /// `fresh_until` further ahead is not a copy this service wrote.
+    max_ttl: Duration,
+    /// How long an unknown host is remembered
+    /// (`RUNTIME_CONFIG_NEGATIVE_TTL_SECONDS`).
+    negative_ttl: Duration,
     clock: Clock,
 }
 
 impl RuntimeTier {
-    pub fn new(table: Table, max_stale: Duration, clock: Clock) -> Self {
+    pub fn new(
+        table: Table,
+        max_stale: Duration,
+        max_ttl: Duration,
+        negative_ttl: Duration,
+        clock: Clock,
+    ) -> Self {
         Self {
             table,
             holder: uuid::Uuid::new_v4().to_string(),
             max_stale,
+            max_ttl,
+            negative_ttl,
             clock,
         }
     }
@@ -77,25 +104,71 @@ impl RuntimeTier {
         &self.table
     }
 
-    /// The host's item, if any. `consistent`: see the writes of other
-    /// instances made just before.
-    pub async fn get(
-        &self,
-        host: &str,
-        consistent: bool,
-    ) -> Result<Option<RuntimeItem>, TierError> {
+    /// What the table holds for the host, in one query: its runtime item
+    /// (checked: a malformed one is an error of its own) and its unknown-host
+    /// marker. `consistent`: see the writes of other instances made just
+    /// before.
+    pub async fn get(&self, host: &str, consistent: bool) -> Result<HostItems, TierError> {
         let output = self
             .table
             .client
-            .get_item()
+            .query()
             .table_name(&self.table.name)
-            .key("pk", s(pk(host)))
-            .key("sk", s(RUNTIME_SK))
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(pk(host)))
             .consistent_read(consistent)
             .send()
             .await
-            .map_err(|e| DynamoError::from_sdk("GetItem", &e))?;
-        output.item().map(runtime_item).transpose()
+            .map_err(|e| DynamoError::from_sdk("Query", &e))?;
+        let now = self.clock.now();
+        let mut found = HostItems::default();
+        for item in output.items() {
+            match item
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+            {
+                Some(RUNTIME_SK) => found.runtime = Some(runtime_item(item, now, self.max_ttl)),
+                Some(NOT_FOUND_SK) => {
+                    found.not_found_marker = true;
+                    found.not_found_until = not_found_until(item, now, self.negative_ttl);
+                }
+                _ => {}
+            }
+        }
+        Ok(found)
+    }
+
+    /// Remembers for the fleet that the orchestrator does not know the host,
+    /// for the negative TTL (the item's TTL attribute deletes it after).
+    pub async fn put_not_found(&self, host: &str) -> Result<(), TierError> {
+        let now = self.clock.now();
+        let until = epoch_secs(now).saturating_add(self.negative_ttl.as_secs());
+        self.table
+            .client
+            .put_item()
+            .table_name(&self.table.name)
+            .item("pk", s(pk(host)))
+            .item("sk", s(NOT_FOUND_SK))
+            .item("expires_at", n(until))
+            .send()
+            .await
+            .map_err(|e| DynamoError::from_sdk("PutItem", &e))?;
+        Ok(())
+    }
+
+    /// Forgets the host's unknown-host marker (the orchestrator knows it now).
+    pub async fn delete_not_found(&self, host: &str) -> Result<(), TierError> {
+        self.table
+            .client
+            .delete_item()
+            .table_name(&self.table.name)
+            .key("pk", s(pk(host)))
+            .key("sk", s(NOT_FOUND_SK))
+            .send()
+            .await
+            .map_err(|e| DynamoError::from_sdk("DeleteItem", &e))?;
+        Ok(())
     }
 
     /// Writes (or overwrites) the host's item; answers the `config_version`
@@ -257,14 +330,33 @@ fn pk(host: &str) -> String {
     format!("HOST#{host}")
 }
 
-fn is_condition_failure<E, R>(error: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
-{
-    error.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+/// When a `NOTFOUND` item stops counting: its `expires_at` when it is in
+/// the future and no further ahead than the negative TTL allows.
+fn not_found_until(
+    item: &HashMap<String, AttributeValue>,
+    now: SystemTime,
+    negative_ttl: Duration,
+) -> Option<SystemTime> {
+    let until = item.get("expires_at")?.as_n().ok()?.parse::<u64>().ok()?;
+    let latest = epoch_secs(now).saturating_add(negative_ttl.saturating_add(CLOCK_SKEW).as_secs());
+    let until = UNIX_EPOCH.checked_add(Duration::from_secs(until.min(latest)))?;
+    (until > now).then_some(until)
 }
 
-fn runtime_item(item: &HashMap<String, AttributeValue>) -> Result<RuntimeItem, TierError> {
+/// How far ahead of this instance's clock another instance's may be.
+const CLOCK_SKEW: Duration = Duration::from_secs(60);
+/// 9999-12-31T23:59:59Z: later times are not times this service writes.
+const LATEST_TIME_SECS: u64 = 253_402_300_799;
+
+/// The item's attributes, when they are a copy this service could have
+/// written by `now`: the times checked, not trusted (a `fetched_at` in the
+/// future, a `fresh_until` further ahead than `max_ttl` allows, or anything
+/// past the year 9999 is malformed).
+fn runtime_item(
+    item: &HashMap<String, AttributeValue>,
+    now: SystemTime,
+    max_ttl: Duration,
+) -> Result<RuntimeItem, TierError> {
     let string = |name: &'static str| -> Result<String, TierError> {
         item.get(name)
             .and_then(|v| v.as_s().ok())
@@ -272,23 +364,32 @@ fn runtime_item(item: &HashMap<String, AttributeValue>) -> Result<RuntimeItem, T
             .cloned()
             .ok_or(TierError::Malformed(name))
     };
-    let number = |name: &'static str| -> Result<u64, TierError> {
+    let time = |name: &'static str, per_second: u64| -> Result<SystemTime, TierError> {
         item.get(name)
             .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|n| n / per_second <= LATEST_TIME_SECS)
+            .and_then(|n| {
+                let since_epoch = Duration::from_secs(n / per_second)
+                    + Duration::from_millis((n % per_second) * 1000 / per_second);
+                UNIX_EPOCH.checked_add(since_epoch)
+            })
             .ok_or(TierError::Malformed(name))
     };
-    // A time past what `SystemTime` holds is malformed, not a panic.
-    let time = |name: &'static str, since_epoch: Duration| {
-        UNIX_EPOCH
-            .checked_add(since_epoch)
-            .ok_or(TierError::Malformed(name))
-    };
+    let fetched_at = time("fetched_at", 1000)?;
+    let fresh_until = time("fresh_until", 1)?;
+    let latest = |ahead: Duration| now.checked_add(ahead).unwrap_or(now);
+    if fetched_at > latest(CLOCK_SKEW) {
+        return Err(TierError::Malformed("fetched_at"));
+    }
+    if fresh_until > latest(max_ttl.saturating_add(CLOCK_SKEW)) {
+        return Err(TierError::Malformed("fresh_until"));
+    }
     Ok(RuntimeItem {
         envelope: string("config")?,
         config_version: string("config_version")?,
-        fetched_at: time("fetched_at", Duration::from_millis(number("fetched_at")?))?,
-        fresh_until: time("fresh_until", Duration::from_secs(number("fresh_until")?))?,
+        fetched_at,
+        fresh_until,
     })
 }
 
@@ -305,9 +406,16 @@ mod tests {
         ])
     }
 
+    /// Shortly after the `good` item was fetched.
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_010)
+    }
+
+    const MAX_TTL: Duration = Duration::from_secs(3600);
+
     #[test]
     fn reads_an_item_with_its_times() {
-        let item = runtime_item(&good()).expect("valid item");
+        let item = runtime_item(&good(), now(), MAX_TTL).expect("valid item");
         assert_eq!(item.config_version, "v1");
         assert_eq!(epoch_millis(item.fetched_at), 1_700_000_000_123);
         assert_eq!(epoch_secs(item.fresh_until), 1_700_000_600);
@@ -321,16 +429,45 @@ mod tests {
             ("config_version", Some(s(""))),
             ("fetched_at", Some(s("soon"))),
             ("fresh_until", Some(AttributeValue::N("-1".into()))),
-            // Past what a `SystemTime` holds (this panicked once).
-            ("fresh_until", Some(n(u64::MAX))),
         ] {
             let mut item = good();
             match bad {
                 Some(value) => item.insert(name.to_string(), value),
                 None => item.remove(name),
             };
-            let error = runtime_item(&item).expect_err(name);
+            let error = runtime_item(&item, now(), MAX_TTL).expect_err(name);
             assert_eq!(error.to_string(), format!("malformed runtime item: {name}"));
         }
+    }
+
+    #[test]
+    fn implausible_times_are_malformed_and_never_panic() {
+        let huge = u64::MAX.to_string();
+        let cases = [
+            // The attack: both times at 2^64 - 1.
+            ("fetched_at", huge.as_str()),
+            ("fresh_until", huge.as_str()),
+            // Past the year 9999.
+            ("fresh_until", "253402300800"),
+            ("fetched_at", "253402300800000"),
+            // Fetched in the future, beyond another clock's skew.
+            ("fetched_at", "1700000200000"),
+            // Fresh for longer than the longest TTL allows.
+            ("fresh_until", "1700009999"),
+        ];
+        for (name, value) in cases {
+            let mut item = good();
+            item.insert(name.to_string(), AttributeValue::N(value.to_string()));
+            if name == "fetched_at" && value == huge {
+                item.insert("fresh_until".to_string(), AttributeValue::N(huge.clone()));
+            }
+            let error = runtime_item(&item, now(), MAX_TTL).expect_err(value);
+            assert_eq!(error.to_string(), format!("malformed runtime item: {name}"));
+        }
+        // Within the skew and the TTL: a copy another instance could write.
+        let mut item = good();
+        item.insert("fetched_at".to_string(), n(1_700_000_050_000));
+        item.insert("fresh_until".to_string(), n(1_700_003_600));
+        assert!(runtime_item(&item, now(), MAX_TTL).is_ok());
     }
 }

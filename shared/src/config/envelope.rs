@@ -3,6 +3,8 @@
 //! The JSON is walked by hand through [`Block`] rather than with serde derives so
 //! that a wrong type names its exact field and never echoes a value.
 
+use std::path::Path;
+
 use serde_json::Value;
 
 use super::block::{Block, Usable};
@@ -31,6 +33,16 @@ pub struct RuntimeEnvelope {
 
 /// Ok(None) = app_type is not `publisher_v2` (the caller treats it as not found).
 pub fn parse_envelope(json: &[u8]) -> Result<Option<RuntimeEnvelope>, ConfigError> {
+    parse_envelope_with(json, None)
+}
+
+/// [`parse_envelope`], also accepting the local-only storage provider `local`
+/// when `local_storage` (`LOCAL_TENANT_STORAGE_DIR`) is given: the tenant's
+/// storage is then the folder `<local_storage>/<tenant>`.
+pub fn parse_envelope_with(
+    json: &[u8],
+    local_storage: Option<&Path>,
+) -> Result<Option<RuntimeEnvelope>, ConfigError> {
     // Position only: serde's message could quote the payload.
     let value: Value = serde_json::from_slice(json).map_err(|e| {
         ConfigError::new(
@@ -54,18 +66,38 @@ pub fn parse_envelope(json: &[u8]) -> Result<Option<RuntimeEnvelope>, ConfigErro
     let required = |key: &str| -> Result<String, ConfigError> {
         top.string(key)?.ok_or_else(|| top.err(key, "required"))
     };
+    let tenant = required("tenant")?;
+    let config_version = required("config_version")?;
+    let ttl_seconds = top.u64("ttl_seconds")?;
+    let storage = Storage {
+        tenant: &tenant,
+        local: local_storage,
+    };
+    let config = tenant_config(&top.required_block("config")?, schema_version, storage)?;
     Ok(Some(RuntimeEnvelope {
         schema_version,
-        tenant: required("tenant")?,
-        config_version: required("config_version")?,
-        ttl_seconds: top.u64("ttl_seconds")?,
-        config: tenant_config(&top.required_block("config")?, schema_version)?,
+        tenant,
+        config_version,
+        ttl_seconds,
+        config,
     }))
 }
 
-fn tenant_config(config: &Block<'_>, schema_version: u32) -> Result<TenantConfig, ConfigError> {
+/// What the storage block is read against: the envelope's tenant and the
+/// process's local storage directory, if it allows local storage.
+#[derive(Clone, Copy)]
+struct Storage<'a> {
+    tenant: &'a str,
+    local: Option<&'a Path>,
+}
+
+fn tenant_config(
+    config: &Block<'_>,
+    schema_version: u32,
+    storage_of: Storage<'_>,
+) -> Result<TenantConfig, ConfigError> {
     let features = features(&config.required_block("features")?)?;
-    let storage = storage(&config.required_block("storage")?)?;
+    let storage = storage(&config.required_block("storage")?, storage_of)?;
     if schema_version == 1 {
         // v1 predates the other blocks: whatever is there is not read.
         return Ok(TenantConfig {
@@ -114,11 +146,34 @@ fn features(b: &Block<'_>) -> Result<Features, ConfigError> {
     })
 }
 
-fn storage(b: &Block<'_>) -> Result<StorageConfig, ConfigError> {
-    match b.string("provider")?.as_deref() {
-        Some("dropbox") => {}
-        Some(_) => return Err(b.err("provider", "unsupported (expected dropbox)")),
-        None => return Err(b.err("provider", "required")),
+fn storage(b: &Block<'_>, of: Storage<'_>) -> Result<StorageConfig, ConfigError> {
+    match (b.string("provider")?.as_deref(), of.local) {
+        (Some("dropbox"), _) => {}
+        // Local runs only (`make run-tenants`): a folder per tenant, no
+        // credential. Never accepted unless the process was told where.
+        (Some("local"), Some(dir)) => {
+            if !is_folder_name(of.tenant) {
+                return Err(ConfigError::new(
+                    "tenant",
+                    "must be a plain folder name for local storage",
+                ));
+            }
+            return Ok(StorageConfig {
+                provider: StorageProvider::Local {
+                    dir: dir.join(of.tenant),
+                },
+                credentials_ref: None,
+                paths: storage_paths(&b.required_block("paths")?)?,
+            });
+        }
+        (Some("local"), None) => {
+            return Err(b.err(
+                "provider",
+                "local storage is not enabled (LOCAL_TENANT_STORAGE_DIR)",
+            ))
+        }
+        (Some(_), _) => return Err(b.err("provider", "unsupported (expected dropbox)")),
+        (None, _) => return Err(b.err("provider", "required")),
     }
     let credentials_ref = b
         .string("credentials_ref")?
@@ -128,6 +183,15 @@ fn storage(b: &Block<'_>) -> Result<StorageConfig, ConfigError> {
         credentials_ref: Some(CredentialRef::new(credentials_ref)),
         paths: storage_paths(&b.required_block("paths")?)?,
     })
+}
+
+/// A tenant name that is one folder, and nothing else, under the local
+/// storage directory.
+fn is_folder_name(tenant: &str) -> bool {
+    !tenant.starts_with('.')
+        && tenant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// Both forms: an array of entries, or an object keyed by type. The first usable
@@ -338,8 +402,8 @@ mod tests {
                 }),
                 fetlife: Some(FetlifeConfig {
                     recipient: "123456@upload.fetlife.example".into(),
-                    caption_target: CaptionTarget::Both,
-                    subject_mode: SubjectMode::Private,
+                    caption_target: Some(CaptionTarget::Both),
+                    subject_mode: Some(SubjectMode::Private),
                 }),
             },
             email_server: Some(EmailServer {
@@ -370,7 +434,7 @@ mod tests {
             },
             confirmation: Confirmation {
                 confirmation_to_sender: true,
-                confirmation_tags_count: 5,
+                confirmation_tags_count: Some(5),
                 confirmation_tags_nature: Some(
                     "short, lowercase, human-friendly topical nouns".into(),
                 ),
@@ -437,7 +501,7 @@ mod tests {
             c.confirmation,
             Confirmation {
                 confirmation_to_sender: true,
-                confirmation_tags_count: 5,
+                confirmation_tags_count: None,
                 confirmation_tags_nature: None,
             }
         );
@@ -532,8 +596,8 @@ mod tests {
             p.fetlife,
             Some(FetlifeConfig {
                 recipient: "b@x".into(),
-                caption_target: CaptionTarget::Subject,
-                subject_mode: SubjectMode::Normal,
+                caption_target: None,
+                subject_mode: None,
             })
         );
     }
@@ -550,7 +614,7 @@ mod tests {
         let f = p.fetlife.unwrap();
         assert_eq!(
             (f.caption_target, f.subject_mode),
-            (CaptionTarget::Body, SubjectMode::Avatar)
+            (Some(CaptionTarget::Body), Some(SubjectMode::Avatar))
         );
 
         let mismatched = with_email(json!({
@@ -622,10 +686,15 @@ mod tests {
                 .confirmation
                 .confirmation_tags_count
         };
-        assert_eq!(count(json!(-3)), 0);
-        assert_eq!(count(json!(0)), 0);
-        assert_eq!(count(json!(12)), 12);
-        assert_eq!(count(json!(i64::MAX)), u32::MAX);
+        assert_eq!(count(json!(-3)), Some(0));
+        assert_eq!(count(json!(0)), Some(0));
+        assert_eq!(count(json!(12)), Some(12));
+        assert_eq!(count(json!(i64::MAX)), Some(u32::MAX));
+        assert_eq!(
+            count(Value::Null),
+            None,
+            "absent: the static default applies"
+        );
     }
 
     #[test]
@@ -704,6 +773,58 @@ mod tests {
             storage(json!({"provider": "dropbox", "credentials_ref": "r",
                            "paths": {"root": "/a", "keep": "x/../../y"}})),
             "config.storage.paths.keep"
+        );
+    }
+
+    #[test]
+    fn local_storage_only_where_the_process_allows_it() {
+        let local = |tenant: &str| {
+            let mut envelope = config_with(
+                1,
+                json!({"storage": {"provider": "local", "paths": {"root": "/photos"}}}),
+            );
+            envelope["tenant"] = json!(tenant);
+            serde_json::to_vec(&envelope).unwrap()
+        };
+        let dir = Path::new("/srv/tenants");
+
+        let config = parse_envelope_with(&local("maple"), Some(dir))
+            .unwrap()
+            .unwrap()
+            .config;
+        assert_eq!(
+            config.storage,
+            StorageConfig {
+                provider: StorageProvider::Local {
+                    dir: dir.join("maple")
+                },
+                credentials_ref: None,
+                paths: paths("/photos"),
+            }
+        );
+        // Without the process's directory, `local` is unusable as any
+        // unknown provider is.
+        let refused = parse_envelope(&local("maple")).unwrap_err();
+        assert_eq!(refused.path, "config.storage.provider");
+        assert!(
+            refused.reason.contains("LOCAL_TENANT_STORAGE_DIR"),
+            "{refused}"
+        );
+        // The tenant names one folder, never a path.
+        for tenant in ["..", "../etc", "a/b", ".hidden", "a\\b"] {
+            let e = parse_envelope_with(&local(tenant), Some(dir)).unwrap_err();
+            assert_eq!(e.path, "tenant", "{tenant}");
+        }
+        // Dropbox tenants are read as always.
+        let dropbox = serde_json::to_vec(&config_with(2, json!({}))).unwrap();
+        assert_eq!(
+            parse_envelope_with(&dropbox, Some(dir))
+                .unwrap()
+                .unwrap()
+                .config
+                .storage
+                .provider,
+            StorageProvider::Dropbox
         );
     }
 

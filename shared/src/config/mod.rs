@@ -9,7 +9,7 @@ mod sections;
 mod served;
 mod standalone;
 
-pub use envelope::{parse_envelope, RuntimeEnvelope};
+pub use envelope::{parse_envelope, parse_envelope_with, RuntimeEnvelope};
 pub use served::{Envelope, RuntimeConfig};
 pub use standalone::{standalone_config, StandaloneEnv};
 
@@ -86,7 +86,9 @@ pub struct Features {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageProvider {
     Dropbox,
-    /// A local directory standing for the storage root `/` (standalone only).
+    /// A local directory standing for the storage root `/`: standalone
+    /// `STORAGE_PROVIDER=local`, or an orchestrated tenant's folder under
+    /// `LOCAL_TENANT_STORAGE_DIR` (local runs only).
     Local {
         dir: std::path::PathBuf,
     },
@@ -138,8 +140,10 @@ pub enum SubjectMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetlifeConfig {
     pub recipient: String,
-    pub caption_target: CaptionTarget,
-    pub subject_mode: SubjectMode,
+    /// `None`: the static `email.caption_target` applies.
+    pub caption_target: Option<CaptionTarget>,
+    /// `None`: the static `email.subject_mode` applies.
+    pub subject_mode: Option<SubjectMode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,7 +180,9 @@ pub struct CaptionFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Confirmation {
     pub confirmation_to_sender: bool,
-    pub confirmation_tags_count: u32,
+    /// `None`: the static `confirmation_tags.default_count` applies.
+    pub confirmation_tags_count: Option<u32>,
+    /// `None`: the static `confirmation_tags.prompt` applies.
     pub confirmation_tags_nature: Option<String>,
 }
 
@@ -184,7 +190,7 @@ impl Default for Confirmation {
     fn default() -> Self {
         Self {
             confirmation_to_sender: true,
-            confirmation_tags_count: 5,
+            confirmation_tags_count: None,
             confirmation_tags_nature: None,
         }
     }

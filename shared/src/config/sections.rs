@@ -14,22 +14,23 @@ pub(super) const PUBLISHER_TYPES: [&str; 2] = ["telegram", "fetlife"];
 /// `recipient`, `caption_target` and `subject_mode` of a fetlife publisher.
 pub(super) fn fetlife_config(b: &Block<'_>) -> Result<Usable<FetlifeConfig>, ConfigError> {
     let recipient = b.string("recipient")?;
+    // Absent: the static configuration's e-mail defaults apply.
     let caption_target = b.choice(
         "caption_target",
-        CaptionTarget::Subject,
+        None,
         &[
-            ("subject", CaptionTarget::Subject),
-            ("body", CaptionTarget::Body),
-            ("both", CaptionTarget::Both),
+            ("subject", Some(CaptionTarget::Subject)),
+            ("body", Some(CaptionTarget::Body)),
+            ("both", Some(CaptionTarget::Both)),
         ],
     )?;
     let subject_mode = b.choice(
         "subject_mode",
-        SubjectMode::Normal,
+        None,
         &[
-            ("normal", SubjectMode::Normal),
-            ("private", SubjectMode::Private),
-            ("avatar", SubjectMode::Avatar),
+            ("normal", Some(SubjectMode::Normal)),
+            ("private", Some(SubjectMode::Private)),
+            ("avatar", Some(SubjectMode::Avatar)),
         ],
     )?;
     Ok(match (recipient, caption_target, subject_mode) {
@@ -79,9 +80,9 @@ pub(super) fn confirmation(b: &Block<'_>) -> Result<Confirmation, ConfigError> {
         confirmation_to_sender: b
             .bool("confirmation_to_sender", defaults.confirmation_to_sender)?,
         // Negative means "none"; the orchestrator does not bound it above.
-        confirmation_tags_count: count.map_or(defaults.confirmation_tags_count, |n| {
-            u32::try_from(n.max(0)).unwrap_or(u32::MAX)
-        }),
+        confirmation_tags_count: count
+            .map(|n| u32::try_from(n.max(0)).unwrap_or(u32::MAX))
+            .or(defaults.confirmation_tags_count),
         confirmation_tags_nature: b.string("confirmation_tags_nature")?,
     })
 }

@@ -270,8 +270,8 @@ mod tests {
                 }),
                 fetlife: Some(FetlifeConfig {
                     recipient: "up@x".into(),
-                    caption_target: CaptionTarget::Both,
-                    subject_mode: SubjectMode::Private,
+                    caption_target: Some(CaptionTarget::Both),
+                    subject_mode: Some(SubjectMode::Private),
                 }),
             }
         );
@@ -312,7 +312,7 @@ mod tests {
             c.confirmation,
             Confirmation {
                 confirmation_to_sender: false,
-                confirmation_tags_count: 0,
+                confirmation_tags_count: Some(0),
                 confirmation_tags_nature: None,
             }
         );

@@ -7,13 +7,22 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-use super::{content_hash_sk, record_expiry, sha_sk, Claim, PostedImage};
+use super::{
+    content_hash_sk, image_sk, record_expiry, sha_sk, Claim, Claimed, ImageClaim, PostedImage,
+};
 
 #[derive(Default)]
 pub(super) struct Memory {
     /// Keyed like the table: (tenant, `POSTED#sha` or `POSTEDCH#hash`).
     posted: Mutex<HashMap<(String, String), PostedImage>>,
     claims: Mutex<HashMap<(String, String), MemoryClaim>>,
+    /// Keyed like the table: (tenant, `IMAGE#sha`).
+    image_claims: Mutex<HashMap<(String, String), ImageHolder>>,
+}
+
+struct ImageHolder {
+    holder: String,
+    until: SystemTime,
 }
 
 struct MemoryClaim {
@@ -42,7 +51,63 @@ impl Memory {
         posted.contains_key(&(tenant.to_string(), sha_sk(sha256)))
     }
 
-    pub(super) fn record_posted(&self, tenant: &str, image: &PostedImage) {
+    pub(super) fn claim_image(
+        &self,
+        tenant: &str,
+        image: &Claimed,
+        holder: &str,
+        until: SystemTime,
+        now: SystemTime,
+    ) -> ImageClaim {
+        let key = (tenant.to_string(), image_sk(&image.sha256));
+        let mut claims = self.image_claims.lock().unwrap_or_else(|e| e.into_inner());
+        match claims.get(&key) {
+            None => {
+                let holder = holder.to_string();
+                claims.insert(key, ImageHolder { holder, until });
+                ImageClaim::Acquired
+            }
+            Some(held) if held.until > now => ImageClaim::Held,
+            Some(_) => {
+                claims.remove(&key);
+                drop(claims);
+                self.record_posted(
+                    tenant,
+                    &PostedImage {
+                        sha256: image.sha256.clone(),
+                        content_hash: image.content_hash.clone(),
+                        image_name: image.name.clone(),
+                        posted_at: now,
+                        platforms: Vec::new(),
+                        uncertain: true,
+                    },
+                );
+                ImageClaim::Uncertain {
+                    image_name: image.name.clone(),
+                }
+            }
+        }
+    }
+
+    pub(super) fn settle_image(
+        &self,
+        tenant: &str,
+        sha256: &str,
+        holder: &str,
+        posted: Option<&PostedImage>,
+    ) {
+        let key = (tenant.to_string(), image_sk(sha256));
+        let mut claims = self.image_claims.lock().unwrap_or_else(|e| e.into_inner());
+        if claims.get(&key).is_some_and(|held| held.holder == holder) {
+            claims.remove(&key);
+            drop(claims);
+            if let Some(image) = posted {
+                self.record_posted(tenant, image);
+            }
+        }
+    }
+
+    fn record_posted(&self, tenant: &str, image: &PostedImage) {
         let mut posted = self.posted.lock().unwrap_or_else(|e| e.into_inner());
         posted.insert((tenant.to_string(), sha_sk(&image.sha256)), image.clone());
         if let Some(ch) = &image.content_hash {

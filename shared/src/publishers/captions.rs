@@ -1,5 +1,6 @@
 //! What the AI is asked to write (the [`CaptionSpec`]) and how one caption is
-//! fitted to each platform (`docs/publishing.md`, Captions).
+//! fitted to each platform (`docs/publishing.md`, Captions), within the
+//! limits of `platform_limits.yaml`.
 //! Lengths are counted in Unicode scalar values, as the platforms count them.
 
 use std::sync::LazyLock;
@@ -7,6 +8,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::config::TenantConfig;
+use crate::static_config::{PlatformLimit, PlatformLimits};
 
 /// Where a caption goes; each platform has its own rules and limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -17,20 +19,30 @@ pub enum Platform {
 }
 
 impl Platform {
-    /// The longest caption the platform takes.
-    pub fn limit(self) -> usize {
+    /// The platform's rules among `limits`.
+    pub fn rules(self, limits: &PlatformLimits) -> &PlatformLimit {
         match self {
-            Platform::Telegram => 1024,
-            Platform::FetlifeEmail => 240,
-            Platform::Generic => 2200,
+            Platform::Telegram => &limits.telegram,
+            Platform::FetlifeEmail => &limits.email,
+            Platform::Generic => &limits.generic,
         }
     }
 
-    /// The caption as this platform gets it.
-    pub fn format(self, caption: &str) -> String {
+    /// The longest caption the platform takes.
+    pub fn limit(self, limits: &PlatformLimits) -> usize {
+        self.rules(limits).max_caption_length
+    }
+
+    /// The caption as this platform gets it: FetLife's e-mail loses every
+    /// hashtag; the others keep at most their `max_hashtags`.
+    pub fn format(self, caption: &str, limits: &PlatformLimits) -> String {
+        let rules = self.rules(limits);
         match self {
-            Platform::FetlifeEmail => fit(&plain_text(caption), self.limit()),
-            Platform::Telegram | Platform::Generic => fit(caption.trim(), self.limit()),
+            Platform::FetlifeEmail => fit(&plain_text(caption), rules.max_caption_length),
+            Platform::Telegram | Platform::Generic => fit(
+                &first_hashtags(caption.trim(), rules.max_hashtags),
+                rules.max_caption_length,
+            ),
         }
     }
 }
@@ -49,20 +61,20 @@ pub struct CaptionSpec {
 impl CaptionSpec {
     /// With an enabled FetLife publisher the caption is written for its e-mail
     /// (no hashtags, short); otherwise a generic caption with the tenant's hashtags.
-    pub fn for_config(config: &TenantConfig) -> Self {
+    pub fn for_config(config: &TenantConfig, limits: &PlatformLimits) -> Self {
         if config.publishers.fetlife.is_some() {
             CaptionSpec {
                 platform: "fetlife_email",
                 style: "engagement_question",
                 hashtags: String::new(),
-                max_length: Platform::FetlifeEmail.limit(),
+                max_length: Platform::FetlifeEmail.limit(limits),
             }
         } else {
             CaptionSpec {
                 platform: "generic",
                 style: "minimal_poetic",
                 hashtags: config.content.hashtag_string.trim().to_string(),
-                max_length: Platform::Generic.limit(),
+                max_length: Platform::Generic.limit(limits),
             }
         }
     }
@@ -107,6 +119,22 @@ fn plain_text(caption: &str) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// `text` with its first `max` hashtags (all when `None`); each one dropped
+/// takes the whitespace before it along.
+fn first_hashtags(text: &str, max: Option<usize>) -> String {
+    let Some(max) = max else {
+        return text.to_string();
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    for tag in HASHTAG.find_iter(text).skip(max) {
+        out.push_str(text[rest..tag.start()].trim_end());
+        rest = tag.end();
+    }
+    out.push_str(&text[rest..]);
+    out.trim().to_string()
+}
+
 /// `text` within `limit` scalar values: as is when it fits; else without its
 /// hashtags (cut before the first ` #`) when that fits; else cut to `limit - 1`,
 /// right-trimmed, plus `…`.
@@ -127,7 +155,23 @@ fn fit(text: &str, limit: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::static_config::StaticConfig;
     use proptest::prelude::*;
+
+    fn limits() -> &'static PlatformLimits {
+        &StaticConfig::defaults().platforms
+    }
+
+    impl Platform {
+        /// With the embedded limits.
+        fn fmt(self, caption: &str) -> String {
+            self.format(caption, limits())
+        }
+
+        fn max(self) -> usize {
+            self.limit(limits())
+        }
+    }
 
     #[test]
     fn fetlife_rules() {
@@ -153,29 +197,29 @@ mod tests {
             ("", ""),
         ];
         for (input, expected) in cases {
-            assert_eq!(Platform::FetlifeEmail.format(input), expected, "{input:?}");
+            assert_eq!(Platform::FetlifeEmail.fmt(input), expected, "{input:?}");
         }
     }
 
     #[test]
     fn limits_per_platform() {
-        assert_eq!(Platform::Telegram.limit(), 1024);
-        assert_eq!(Platform::FetlifeEmail.limit(), 240);
-        assert_eq!(Platform::Generic.limit(), 2200);
+        assert_eq!(Platform::Telegram.max(), 1024);
+        assert_eq!(Platform::FetlifeEmail.max(), 240);
+        assert_eq!(Platform::Generic.max(), 2200);
         for platform in [
             Platform::Telegram,
             Platform::FetlifeEmail,
             Platform::Generic,
         ] {
-            let exact = "a".repeat(platform.limit());
+            let exact = "a".repeat(platform.max());
             assert_eq!(
-                platform.format(&exact),
+                platform.fmt(&exact),
                 exact,
                 "{platform:?} keeps an exact fit"
             );
-            let over = "a".repeat(platform.limit() + 1);
-            let cut = platform.format(&over);
-            assert_eq!(cut.chars().count(), platform.limit());
+            let over = "a".repeat(platform.max() + 1);
+            let cut = platform.fmt(&over);
+            assert_eq!(cut.chars().count(), platform.max());
             assert!(cut.ends_with('…'));
         }
     }
@@ -183,27 +227,62 @@ mod tests {
     #[test]
     fn over_the_limit_drops_hashtags_first() {
         let text = format!("{} #one #two", "b".repeat(1020));
-        assert_eq!(Platform::Telegram.format(&text), "b".repeat(1020));
+        assert_eq!(Platform::Telegram.fmt(&text), "b".repeat(1020));
         // The text before the hashtags is itself too long: cut and ellipsis.
         let text = format!("{}  {} #one", "a".repeat(1022), "b".repeat(100));
-        let cut = Platform::Telegram.format(&text);
+        let cut = Platform::Telegram.fmt(&text);
         assert_eq!(
             cut,
             format!("{}…", "a".repeat(1022)),
             "right-trimmed after the cut"
         );
         // Under the limit nothing changes, hashtags included.
-        assert_eq!(Platform::Generic.format(" short #tag "), "short #tag");
+        assert_eq!(Platform::Generic.fmt(" short #tag "), "short #tag");
     }
 
     #[test]
     fn cuts_count_scalar_values_not_bytes() {
         let text = "é".repeat(241);
-        let cut = Platform::FetlifeEmail.format(&text);
+        let cut = Platform::FetlifeEmail.fmt(&text);
         assert_eq!(cut.chars().count(), 240);
         assert_eq!(cut, format!("{}…", "é".repeat(239)));
         let emoji = "🪢".repeat(1024);
-        assert_eq!(Platform::Telegram.format(&emoji), emoji);
+        assert_eq!(Platform::Telegram.fmt(&emoji), emoji);
+    }
+
+    #[test]
+    fn limits_come_from_the_static_configuration() {
+        let mut custom = limits().clone();
+        custom.telegram.max_caption_length = 20;
+        custom.telegram.max_hashtags = Some(1);
+        custom.generic.max_hashtags = Some(0);
+        custom.email.max_caption_length = 10;
+        custom.generic.max_caption_length = 500;
+        let caption = "Rope at dusk #one #two  #three";
+        assert_eq!(
+            Platform::Telegram.format(caption, &custom),
+            "Rope at dusk #one"
+        );
+        assert_eq!(Platform::Generic.format(caption, &custom), "Rope at dusk");
+        assert_eq!(
+            Platform::FetlifeEmail.format(caption, &custom),
+            "Rope at d…"
+        );
+        assert_eq!(
+            Platform::Telegram.fmt(caption),
+            caption,
+            "no hashtag limit by default"
+        );
+        assert_eq!(first_hashtags("#a\ntext #b #c", Some(1)), "#a\ntext");
+        let spec = CaptionSpec::for_config(
+            &crate::config::standalone_config(&crate::config::StandaloneEnv {
+                storage_paths: Some(serde_json::json!({"root": "/p"})),
+                ..Default::default()
+            })
+            .expect("config"),
+            &custom,
+        );
+        assert_eq!(spec.max_length, 500);
     }
 
     #[test]
@@ -222,7 +301,7 @@ mod tests {
             ..Default::default()
         })
         .expect("config");
-        let generic = CaptionSpec::for_config(&config);
+        let generic = CaptionSpec::for_config(&config, limits());
         assert_eq!(
             generic,
             CaptionSpec {
@@ -234,10 +313,10 @@ mod tests {
         );
         config.publishers.fetlife = Some(crate::config::FetlifeConfig {
             recipient: "x@example.com".into(),
-            caption_target: crate::config::CaptionTarget::Subject,
-            subject_mode: crate::config::SubjectMode::Normal,
+            caption_target: None,
+            subject_mode: None,
         });
-        let fetlife = CaptionSpec::for_config(&config);
+        let fetlife = CaptionSpec::for_config(&config, limits());
         assert_eq!(
             (
                 fetlife.platform,
@@ -279,7 +358,7 @@ mod tests {
             #[test]
             fn formatting_never_exceeds_the_limit(text in any::<String>()) {
                 for platform in [Platform::Telegram, Platform::FetlifeEmail, Platform::Generic] {
-                    prop_assert!(platform.format(&text).chars().count() <= platform.limit());
+                    prop_assert!(platform.fmt(&text).chars().count() <= platform.max());
                 }
             }
 
@@ -287,10 +366,10 @@ mod tests {
             fn long_unicode_is_fitted(text in "\\PC{200,2600}", tags in "( #\\w{1,12}){0,20}") {
                 let text = format!("{text}{tags}");
                 for platform in [Platform::Telegram, Platform::FetlifeEmail, Platform::Generic] {
-                    let out = platform.format(&text);
-                    prop_assert!(out.chars().count() <= platform.limit());
+                    let out = platform.fmt(&text);
+                    prop_assert!(out.chars().count() <= platform.max());
                 }
-                let email = Platform::FetlifeEmail.format(&text);
+                let email = Platform::FetlifeEmail.fmt(&text);
                 prop_assert!(!HASHTAG.is_match(&email), "{}", email);
             }
         }

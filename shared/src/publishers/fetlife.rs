@@ -3,6 +3,7 @@
 //! optional confirmation mail to the sender with the image's tags.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,9 +17,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::PublishResult;
 use crate::config::{CaptionTarget, Confirmation, EmailServer, FetlifeConfig, SubjectMode};
+use crate::static_config::{PlatformLimits, StaticConfig};
 
-/// lettre's limit on each read and write of the connection.
-const TIMEOUT: Duration = Duration::from_secs(30);
 const IMPLICIT_TLS_PORT: u16 = 465;
 
 /// Subject and body of the upload mail.
@@ -28,14 +28,15 @@ pub struct Email {
     pub body: String,
 }
 
-/// The upload mail for a caption already formatted for FetLife.
-pub fn email(config: &FetlifeConfig, caption: &str) -> Email {
-    let prefix = match config.subject_mode {
+/// The upload mail for a caption already formatted for FetLife. Where the
+/// tenant's publisher does not say, the static e-mail defaults apply.
+pub fn email(config: &FetlifeConfig, limits: &PlatformLimits, caption: &str) -> Email {
+    let prefix = match config.subject_mode.unwrap_or(limits.email_subject_mode) {
         SubjectMode::Normal => "",
         SubjectMode::Private => "Private: ",
         SubjectMode::Avatar => "Avatar: ",
     };
-    let subject = match config.caption_target {
+    let subject = match config.caption_target.unwrap_or(limits.email_caption_target) {
         CaptionTarget::Subject | CaptionTarget::Both => format!("{prefix}{caption}"),
         CaptionTarget::Body => format!("{prefix}Photo upload"),
     };
@@ -92,6 +93,8 @@ pub struct Fetlife {
     pub password: SecretString,
     /// An extra CA to trust besides the system roots (`SMTP_TLS_CA_FILE`).
     pub extra_ca: Option<PathBuf>,
+    /// The e-mail defaults, the tag count and the SMTP timeout.
+    pub statics: Arc<StaticConfig>,
     /// How long one mail may take, from connecting to the last reply.
     pub mail_timeout: Duration,
 }
@@ -110,7 +113,7 @@ impl Fetlife {
             Ok(transport) => transport,
             Err(error) => return PublishResult::failed(error, false),
         };
-        let email = email(&self.config, caption);
+        let email = email(&self.config, &self.statics.platforms, caption);
         let message = match self.upload_message(&email, upload) {
             Ok(message) => message,
             Err(error) => return PublishResult::failed(error, false),
@@ -120,14 +123,23 @@ impl Fetlife {
                 tracing::info!(request_id, smtp_code = %response.code(), "fetlife upload mail sent");
             }
             Err(error) => {
+                if let Undelivered::Smtp(smtp) = &error {
+                    if refused_plain_text(smtp) {
+                        tracing::warn!(request_id, server = %self.server.host, "fetlife: the mail server offers no STARTTLS; the password was not sent");
+                        return PublishResult::failed(SMTP_TLS_REQUIRED, false);
+                    }
+                }
                 let transient = error.is_transient();
                 tracing::warn!(request_id, %error, transient, "fetlife upload mail failed");
                 return PublishResult::failed(format!("E-mail not sent: {error}"), transient);
             }
         }
         if self.confirmation.confirmation_to_sender {
-            let body =
-                confirmation_body(&email.body, tags, self.confirmation.confirmation_tags_count);
+            let count = self
+                .confirmation
+                .confirmation_tags_count
+                .unwrap_or(self.statics.prompts.confirmation_tags_count);
+            let body = confirmation_body(&email.body, tags, count);
             let sent = match self.message(&self.server.from_email, &email.subject) {
                 Ok(builder) => builder
                     .singlepart(SinglePart::plain(body))
@@ -196,12 +208,12 @@ impl Fetlife {
         Ok(
             AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(self.server.host.as_str())
                 .port(self.server.port)
-                .tls(tls_mode(self.server.port, self.server.use_tls, tls))
+                .tls(tls_mode(self.server.port, tls))
                 .credentials(Credentials::new(
                     self.server.username.clone(),
                     self.password.expose_secret().to_string(),
                 ))
-                .timeout(Some(TIMEOUT))
+                .timeout(Some(self.statics.services.smtp_timeout))
                 .build(),
         )
     }
@@ -255,23 +267,32 @@ impl Undelivered {
     }
 }
 
-/// Implicit TLS on 465; elsewhere STARTTLS, required unless the tenant's
-/// `use_tls` is off (then used when the server offers it).
-fn tls_mode(port: u16, use_tls: bool, tls: TlsParameters) -> Tls {
+/// Implicit TLS on 465; elsewhere STARTTLS, always required: the password
+/// is only ever sent over TLS, whatever the tenant's `use_tls` says.
+fn tls_mode(port: u16, tls: TlsParameters) -> Tls {
     if port == IMPLICIT_TLS_PORT {
         Tls::Wrapper(tls)
-    } else if use_tls {
-        Tls::Required(tls)
     } else {
-        Tls::Opportunistic(tls)
+        Tls::Required(tls)
     }
+}
+
+/// The FetLife result when the server offers no TLS: nothing was sent, not
+/// even the login.
+pub const SMTP_TLS_REQUIRED: &str = "smtp_tls_required";
+
+/// Did lettre stop before `AUTH` because the server offers no STARTTLS?
+/// (lettre reports it as a client error with this text and no kind of its
+/// own.)
+fn refused_plain_text(error: &lettre::transport::smtp::Error) -> bool {
+    error.is_client() && error.to_string().contains("STARTTLS is not supported")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn fetlife(target: CaptionTarget, mode: SubjectMode) -> FetlifeConfig {
+    fn fetlife(target: Option<CaptionTarget>, mode: Option<SubjectMode>) -> FetlifeConfig {
         FetlifeConfig {
             recipient: "upload@example.com".into(),
             caption_target: target,
@@ -292,14 +313,32 @@ mod tests {
             (Body, Private, "Private: Photo upload", "Dusk rope"),
             (Body, Avatar, "Avatar: Photo upload", "Dusk rope"),
         ];
+        let defaults = &StaticConfig::defaults().platforms;
         for (target, mode, subject, body) in cases {
-            let mail = email(&fetlife(target, mode), "Dusk rope");
+            let mail = email(&fetlife(Some(target), Some(mode)), defaults, "Dusk rope");
             assert_eq!(
                 (mail.subject.as_str(), mail.body.as_str()),
                 (subject, body),
                 "{target:?} {mode:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_tenants_rules_win_over_the_static_defaults() {
+        let mut limits = StaticConfig::defaults().platforms.clone();
+        let unset = fetlife(None, None);
+        let mail = email(&unset, &limits, "Dusk");
+        assert_eq!(mail.subject, "Dusk", "embedded default: subject, normal");
+        limits.email_caption_target = CaptionTarget::Body;
+        limits.email_subject_mode = SubjectMode::Avatar;
+        let mail = email(&unset, &limits, "Dusk");
+        assert_eq!(
+            (mail.subject.as_str(), mail.body.as_str()),
+            ("Avatar: Photo upload", "Dusk")
+        );
+        let tenant = fetlife(Some(CaptionTarget::Subject), Some(SubjectMode::Private));
+        assert_eq!(email(&tenant, &limits, "Dusk").subject, "Private: Dusk");
     }
 
     #[test]
@@ -333,9 +372,11 @@ mod tests {
     #[test]
     fn tls_mode_by_port() {
         let tls = || TlsParameters::new("smtp.example.com".into()).unwrap();
-        assert!(matches!(tls_mode(465, true, tls()), Tls::Wrapper(_)));
-        assert!(matches!(tls_mode(465, false, tls()), Tls::Wrapper(_)));
-        assert!(matches!(tls_mode(587, true, tls()), Tls::Required(_)));
-        assert!(matches!(tls_mode(25, false, tls()), Tls::Opportunistic(_)));
+        assert!(matches!(tls_mode(465, tls()), Tls::Wrapper(_)));
+        assert!(matches!(tls_mode(587, tls()), Tls::Required(_)));
+        assert!(
+            matches!(tls_mode(25, tls()), Tls::Required(_)),
+            "never plain text"
+        );
     }
 }

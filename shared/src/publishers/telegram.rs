@@ -1,5 +1,5 @@
-//! Telegram: the image as a photo (`sendPhoto`), resized to at most 1280 px
-//! wide. The bot token is part of the URL, so that URL is never logged and
+//! Telegram: the image as a photo (`sendPhoto`), resized to at most
+//! `telegram.resize_width_px` wide (1280 px by default). The bot token is part of the URL, so that URL is never logged and
 //! transport errors are stripped of it.
 
 use std::io::Cursor;
@@ -16,10 +16,9 @@ use serde_json::Value;
 use super::PublishResult;
 use crate::bounded::{self, Bound};
 use crate::clock::Clock;
+use crate::image_bounds;
 use crate::retry::{self, Policy, Step};
 
-/// Telegram shows photos at most this wide; larger ones are resized first.
-pub const MAX_WIDTH: u32 = 1280;
 const JPEG_QUALITY: u8 = 90;
 /// Only rate limits are retried (a timed-out upload may have posted): three
 /// tries, waiting Telegram's `retry_after` (1 s doubling without one), at
@@ -31,8 +30,6 @@ const RETRY: Policy = Policy {
     jitter: 0.0,
     give_up_beyond_cap: false,
 };
-/// Guards the decoder against images that claim absurd sizes.
-const MAX_DECODE_BYTES: usize = 512 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 #[error("the image cannot be prepared for Telegram: {0}")]
@@ -50,13 +47,15 @@ impl From<std::io::Error> for PhotoError {
     }
 }
 
-/// The photo Telegram gets: a JPEG at most [`MAX_WIDTH`] wide, upright, aspect
-/// kept. A JPEG that already fits (and needs no rotation) is sent as it is.
-/// CPU-bound: call it from a blocking thread.
-pub fn prepare_photo(original: &[u8]) -> Result<Vec<u8>, PhotoError> {
+/// The photo Telegram gets: a JPEG at most `max_width` wide (`None`: as
+/// wide as it is), upright, aspect kept. A JPEG that already fits (and needs
+/// no rotation) is sent as it is. CPU-bound: call it from a blocking thread.
+pub fn prepare_photo(original: &[u8], max_width: Option<u32>) -> Result<Vec<u8>, PhotoError> {
+    image_bounds::check(original).map_err(|e| PhotoError(e.to_string()))?;
+    let max_width = max_width.unwrap_or(u32::MAX).max(1);
     let format = image::guess_format(original)?;
     let image = match format {
-        ImageFormat::Jpeg => match decode_jpeg_scaled(original)? {
+        ImageFormat::Jpeg => match decode_jpeg_scaled(original, max_width)? {
             Scaled::Fits => return Ok(original.to_vec()),
             Scaled::Decoded(image) => image,
             Scaled::Unsupported => decode_any(original)?,
@@ -68,8 +67,8 @@ pub fn prepare_photo(original: &[u8]) -> Result<Vec<u8>, PhotoError> {
         DynamicImage::ImageLuma8(_) | DynamicImage::ImageRgb8(_) => image,
         other => DynamicImage::ImageRgb8(other.to_rgb8()),
     };
-    let image = if image.width() > MAX_WIDTH {
-        resize_to_width(&image, MAX_WIDTH)?
+    let image = if image.width() > max_width {
+        resize_to_width(&image, max_width)?
     } else {
         image
     };
@@ -100,11 +99,13 @@ enum Scaled {
 }
 
 /// Decodes a JPEG at the smallest DCT scale (1/8, 1/4, 1/2, 1) that is still at
-/// least [`MAX_WIDTH`] wide once upright: a 45 Mpx photo never exists in memory
+/// least `max_width` wide once upright: a 45 Mpx photo never exists in memory
 /// at full size, which keeps both time and memory small.
-fn decode_jpeg_scaled(original: &[u8]) -> Result<Scaled, PhotoError> {
+fn decode_jpeg_scaled(original: &[u8], max_width: u32) -> Result<Scaled, PhotoError> {
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(original));
-    decoder.set_max_decoding_buffer_size(MAX_DECODE_BYTES);
+    decoder.set_max_decoding_buffer_size(
+        usize::try_from(image_bounds::MAX_DECODE_BYTES).unwrap_or(usize::MAX),
+    );
     decoder.read_info().map_err(jpeg_error)?;
     let Some(info) = decoder.info() else {
         return Ok(Scaled::Unsupported);
@@ -122,10 +123,10 @@ fn decode_jpeg_scaled(original: &[u8]) -> Result<Scaled, PhotoError> {
             | Orientation::Rotate270FlipH
     );
     let upright_width = if sideways { info.height } else { info.width };
-    if u32::from(upright_width) <= MAX_WIDTH && orientation == Orientation::NoTransforms {
+    if u32::from(upright_width) <= max_width && orientation == Orientation::NoTransforms {
         return Ok(Scaled::Fits);
     }
-    let target = u16::try_from(MAX_WIDTH).unwrap_or(u16::MAX);
+    let target = u16::try_from(max_width).unwrap_or(u16::MAX);
     let (width, height) = if sideways {
         decoder.scale(u16::MAX, target)
     } else {
@@ -150,9 +151,9 @@ fn decode_jpeg_scaled(original: &[u8]) -> Result<Scaled, PhotoError> {
 }
 
 fn decode_any(original: &[u8]) -> Result<DynamicImage, PhotoError> {
-    let mut decoder = ImageReader::new(Cursor::new(original))
-        .with_guessed_format()?
-        .into_decoder()?;
+    let mut reader = ImageReader::new(Cursor::new(original)).with_guessed_format()?;
+    reader.limits(image_bounds::limits());
+    let mut decoder = reader.into_decoder()?;
     let orientation = image::ImageDecoder::orientation(&mut decoder)?;
     let mut image = DynamicImage::from_decoder(decoder)?;
     image.apply_orientation(orientation);
@@ -288,6 +289,9 @@ mod tests {
     use super::*;
     use image::{ImageEncoder, Rgb};
 
+    /// The embedded `telegram.resize_width_px`.
+    const WIDTH: Option<u32> = Some(1280);
+
     fn jpeg(width: u32, height: u32) -> Vec<u8> {
         let image = RgbImage::from_fn(width, height, |x, y| {
             Rgb([(x % 256) as u8, (y % 256) as u8, 90])
@@ -330,7 +334,7 @@ mod tests {
     #[test]
     fn large_jpeg_is_resized_to_1280_wide_keeping_aspect() {
         for (w, h) in [(4000, 3000), (2600, 1000), (1281, 2000), (10_000, 300)] {
-            let out = prepare_photo(&jpeg(w, h)).unwrap();
+            let out = prepare_photo(&jpeg(w, h), WIDTH).unwrap();
             let (ow, oh, format) = dimensions(&out);
             assert_eq!((ow, format), (1280, ImageFormat::Jpeg), "{w}x{h}");
             let expected = f64::from(h) * 1280.0 / f64::from(w);
@@ -342,9 +346,21 @@ mod tests {
     }
 
     #[test]
+    fn the_width_is_the_configured_one() {
+        let out = prepare_photo(&jpeg(2000, 1000), Some(800)).unwrap();
+        assert_eq!(dimensions(&out), (800, 400, ImageFormat::Jpeg));
+        let original = jpeg(2000, 1000);
+        assert_eq!(
+            prepare_photo(&original, None).unwrap(),
+            original,
+            "no limit: as it is"
+        );
+    }
+
+    #[test]
     fn small_jpeg_is_sent_unchanged() {
         let original = jpeg(1280, 900);
-        assert_eq!(prepare_photo(&original).unwrap(), original);
+        assert_eq!(prepare_photo(&original, WIDTH).unwrap(), original);
     }
 
     #[test]
@@ -355,7 +371,7 @@ mod tests {
             .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
             .unwrap();
         assert_eq!(
-            dimensions(&prepare_photo(&png).unwrap()),
+            dimensions(&prepare_photo(&png, WIDTH).unwrap()),
             (1280, 640, ImageFormat::Jpeg)
         );
         let small = image::RgbImage::from_pixel(300, 200, Rgb([1, 2, 3]));
@@ -364,7 +380,7 @@ mod tests {
             .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
             .unwrap();
         assert_eq!(
-            dimensions(&prepare_photo(&png).unwrap()),
+            dimensions(&prepare_photo(&png, WIDTH).unwrap()),
             (300, 200, ImageFormat::Jpeg)
         );
     }
@@ -374,23 +390,23 @@ mod tests {
         // Stored 3000x2000, shown rotated: upright it is 2000 wide, 3000 high.
         let rotated = with_orientation(&jpeg(3000, 2000), 6);
         assert_eq!(
-            dimensions(&prepare_photo(&rotated).unwrap()),
+            dimensions(&prepare_photo(&rotated, WIDTH).unwrap()),
             (1280, 1920, ImageFormat::Jpeg)
         );
         // A small JPEG that needs rotating is re-encoded upright.
         let small = with_orientation(&jpeg(800, 600), 8);
         assert_eq!(
-            dimensions(&prepare_photo(&small).unwrap()),
+            dimensions(&prepare_photo(&small, WIDTH).unwrap()),
             (600, 800, ImageFormat::Jpeg)
         );
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        assert!(prepare_photo(b"not an image").is_err());
+        assert!(prepare_photo(b"not an image", WIDTH).is_err());
         let mut truncated = jpeg(2000, 1500);
         truncated.truncate(600);
-        assert!(prepare_photo(&truncated).is_err());
-        assert!(prepare_photo(&[0xFF, 0xD8, 0xFF]).is_err());
+        assert!(prepare_photo(&truncated, WIDTH).is_err());
+        assert!(prepare_photo(&[0xFF, 0xD8, 0xFF], WIDTH).is_err());
     }
 }

@@ -3,7 +3,7 @@
 //! serve their stale copy meanwhile, or wait briefly for the holder's result.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::Orchestrated;
 use crate::cache::{Lease, RuntimeTier};
@@ -21,6 +21,8 @@ pub(super) enum Turn {
     Use(Arc<RuntimeConfig>),
     /// Another instance found the orchestrator unavailable within the window.
     Unavailable,
+    /// Another instance found the host unknown, until then.
+    NotFound(SystemTime),
 }
 
 impl Orchestrated {
@@ -42,16 +44,15 @@ impl Orchestrated {
                 }
                 Ok(Lease::Acquired) => {
                     // Another instance may have refreshed between our read
-                    // and the lease: its copy saves the call.
-                    return match self.table_copy(tier, host, request_id, true).await {
-                        Some(config) if config.is_fresh(self.clock.now()) => {
+                    // and the lease: its answer saves the call.
+                    return match self.settled(tier, host, request_id).await {
+                        Some(turn) => {
                             if let Err(error) = tier.release(host).await {
                                 self.tier_failed(host, request_id, &error);
                             }
-                            self.counters.incr(Counter::RuntimeDynamoHit);
-                            Turn::Use(config)
+                            turn
                         }
-                        _ => Turn::Refresh { leased: true },
+                        None => Turn::Refresh { leased: true },
                     };
                 }
                 Ok(Lease::Held { failed }) => {
@@ -68,12 +69,21 @@ impl Orchestrated {
                 return Turn::Refresh { leased: false };
             }
             self.clock.sleep(LEASE_POLL).await;
-            if let Some(config) = self.table_copy(tier, host, request_id, true).await {
-                if config.is_fresh(self.clock.now()) {
-                    self.counters.incr(Counter::RuntimeDynamoHit);
-                    return Turn::Use(config);
-                }
+            if let Some(turn) = self.settled(tier, host, request_id).await {
+                return turn;
             }
         }
+    }
+
+    /// The answer another instance left in the table: a fresh copy, or its
+    /// 404.
+    async fn settled(&self, tier: &RuntimeTier, host: &str, request_id: &str) -> Option<Turn> {
+        let view = self.table_view(tier, host, request_id, true).await;
+        if let Some(until) = view.not_found_until {
+            return Some(Turn::NotFound(until));
+        }
+        let config = view.copy.filter(|c| c.is_fresh(self.clock.now()))?;
+        self.counters.incr(Counter::RuntimeDynamoHit);
+        Some(Turn::Use(config))
     }
 }

@@ -2,6 +2,7 @@
 //! then the orchestrator (one call per host and instance at a time), with
 //! stale copies served through an outage.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -12,7 +13,7 @@ use crate::cache::{
     SingleFlight, TierError,
 };
 use crate::clock::Clock;
-use crate::config::{parse_envelope, Envelope, RuntimeConfig, RuntimeEnvelope};
+use crate::config::{parse_envelope_with, ConfigError, Envelope, RuntimeConfig, RuntimeEnvelope};
 use crate::metrics::{Counter, Counters};
 use crate::orchestrator::OrchestratorClient;
 use crate::secrets::{Credential, CredentialErrorKind};
@@ -36,6 +37,18 @@ pub struct Orchestrated {
         SingleFlight<CredentialKey, Result<Arc<Credential>, CredentialErrorKind>>,
     pub(super) counters: Arc<Counters>,
     pub(super) clock: Clock,
+    /// `LOCAL_TENANT_STORAGE_DIR`: lets envelopes ask for local storage.
+    local_storage: Option<PathBuf>,
+}
+
+/// What the table says of a host.
+#[derive(Default)]
+pub(super) struct TableView {
+    pub(super) copy: Option<Arc<RuntimeConfig>>,
+    /// A live `NOTFOUND` item: the host is unknown until then.
+    pub(super) not_found_until: Option<SystemTime>,
+    /// A `NOTFOUND` item is there (live or not), to delete when found.
+    pub(super) not_found_marker: bool,
 }
 
 /// An orchestrator lookup, as written to memory and the table.
@@ -90,6 +103,7 @@ impl Orchestrated {
             base_domain: base_domain.to_string(),
             counters,
             clock,
+            local_storage: settings.local_storage_dir.clone(),
         }
     }
 
@@ -98,6 +112,8 @@ impl Orchestrated {
         self.tier = Some(RuntimeTier::new(
             table,
             self.cache.max_stale,
+            self.cache.ttl_max,
+            self.cache.negative_ttl,
             self.clock.clone(),
         ));
         self
@@ -136,23 +152,54 @@ impl Orchestrated {
                 this.load(&owned_host, &owned_id).await
             })
             .await;
-        let result = result.unwrap_or(Err(SourceError::Unavailable));
+        let result = result.unwrap_or_else(|| {
+            // The lookup panicked: answered like any failed lookup, and the
+            // next request tries again.
+            tracing::error!(request_id, host, "runtime lookup failed unexpectedly");
+            self.stale_copy(host).ok_or(SourceError::Unavailable)
+        });
         if matches!(&result, Ok(config) if !config.is_fresh(now)) {
             self.counters.incr(Counter::RuntimeStaleServe);
         }
         result
     }
 
+    /// The memory copy of `host`, while it may still be served stale.
+    fn stale_copy(&self, host: &str) -> Option<Arc<RuntimeConfig>> {
+        match self.runtime.get(host)? {
+            RuntimeEntry::Found(config)
+                if config.within_max_stale(self.clock.now(), self.cache.max_stale) =>
+            {
+                Some(config)
+            }
+            _ => None,
+        }
+    }
+
     /// The slow path of one lookup, shared by the instance's concurrent callers.
     async fn load(&self, host: &str, request_id: &str) -> Result<Arc<RuntimeConfig>, SourceError> {
+        // A request that missed memory just as the previous lookup finished
+        // finds that lookup's answer here instead of starting another.
         let memory = match self.runtime.get(host) {
+            Some(RuntimeEntry::Found(config)) if config.is_fresh(self.clock.now()) => {
+                return Ok(config)
+            }
+            Some(RuntimeEntry::NotFound { .. }) => return Err(SourceError::NotFound),
             Some(RuntimeEntry::Found(config)) => Some(config),
-            _ => None,
+            None => None,
         };
         let Some(tier) = &self.tier else {
-            return self.refresh_or_stale(host, request_id, memory).await;
+            return self.refresh_or_stale(host, request_id, memory, false).await;
         };
-        let table = self.table_copy(tier, host, request_id, false).await;
+        let view = self.table_view(tier, host, request_id, false).await;
+        if let Some(until) = view.not_found_until {
+            // Another instance's 404, shared by the fleet until it runs out.
+            self.counters.incr(Counter::RuntimeNegativeHit);
+            self.runtime.insert_not_found(host, Some(until));
+            return Err(SourceError::NotFound);
+        }
+        let clear_marker = view.not_found_marker;
+        let table = view.copy;
         if let Some(config) = table.as_ref().filter(|c| c.is_fresh(self.clock.now())) {
             self.counters.incr(Counter::RuntimeDynamoHit);
             self.runtime.insert(host, config.clone());
@@ -180,8 +227,14 @@ impl Orchestrated {
                 );
                 Err(SourceError::Unavailable)
             }
+            Turn::NotFound(until) => {
+                self.runtime.insert_not_found(host, Some(until));
+                Err(SourceError::NotFound)
+            }
             Turn::Refresh { leased } => {
-                let result = self.refresh_or_stale(host, request_id, stale).await;
+                let result = self
+                    .refresh_or_stale(host, request_id, stale, clear_marker)
+                    .await;
                 if leased {
                     // An outage keeps the lease, marked, until it runs out:
                     // the fleet's backoff. Otherwise the others may go on.
@@ -210,8 +263,13 @@ impl Orchestrated {
         host: &str,
         request_id: &str,
         stale: Option<Arc<RuntimeConfig>>,
+        clear_marker: bool,
     ) -> Result<Arc<RuntimeConfig>, SourceError> {
-        match self.fetch_runtime(host, request_id).await.result {
+        match self
+            .fetch_runtime(host, request_id, clear_marker)
+            .await
+            .result
+        {
             Err(SourceError::Unavailable) => match stale {
                 Some(config) if config.within_max_stale(self.clock.now(), self.cache.max_stale) => {
                     tracing::warn!(
@@ -228,15 +286,22 @@ impl Orchestrated {
         }
     }
 
-    /// One orchestrator lookup, written to memory and the table (a 404 is
-    /// remembered in memory only, and deletes the table's copy).
-    pub(super) async fn fetch_runtime(&self, host: &str, request_id: &str) -> Fetched {
+    /// One orchestrator lookup, written to memory and the table. A 404 is
+    /// remembered in memory and, for the fleet, as the host's `NOTFOUND`
+    /// item, and deletes the table's copy; a config found deletes the
+    /// `NOTFOUND` item when `clear_marker` says there is one.
+    pub(super) async fn fetch_runtime(
+        &self,
+        host: &str,
+        request_id: &str,
+        clear_marker: bool,
+    ) -> Fetched {
         let fetched = match self.client.runtime_by_host(host, request_id).await {
             Ok(fetched) => fetched,
             Err(_) => return Fetched::failed(SourceError::Unavailable),
         };
         let parsed = match fetched {
-            Some(envelope) => match parse_envelope(&envelope) {
+            Some(envelope) => match self.parse(&envelope) {
                 Ok(parsed) => parsed.map(|parsed| (parsed, envelope)),
                 Err(error) => {
                     tracing::error!(request_id, host, %error, "unusable runtime config");
@@ -246,12 +311,18 @@ impl Orchestrated {
             None => None,
         };
         let Some((parsed, envelope)) = parsed else {
-            self.runtime.insert_not_found(host);
+            self.runtime.insert_not_found(host, None);
             let replaced = match &self.tier {
-                Some(tier) => tier.delete(host).await.unwrap_or_else(|error| {
-                    self.tier_failed(host, request_id, &error);
-                    None
-                }),
+                Some(tier) => {
+                    let replaced = tier.delete(host).await.unwrap_or_else(|error| {
+                        self.tier_failed(host, request_id, &error);
+                        None
+                    });
+                    if let Err(error) = tier.put_not_found(host).await {
+                        self.tier_failed(host, request_id, &error);
+                    }
+                    replaced
+                }
                 None => None,
             };
             return Fetched {
@@ -261,11 +332,23 @@ impl Orchestrated {
         };
         let fetched_at = self.clock.now();
         let ttl = self.cache.runtime_ttl(parsed.ttl_seconds);
-        let config =
-            Arc::new(self.runtime_config_of(host, parsed, envelope, fetched_at, fetched_at + ttl));
+        let config = Arc::new(self.runtime_config_of(
+            host,
+            parsed,
+            envelope,
+            fetched_at,
+            fetched_at.checked_add(ttl).unwrap_or(fetched_at),
+        ));
         self.runtime.insert(host, config.clone());
         let replaced = match &self.tier {
-            Some(tier) => self.write_back(tier, &config, request_id).await,
+            Some(tier) => {
+                if clear_marker {
+                    if let Err(error) = tier.delete_not_found(host).await {
+                        self.tier_failed(host, request_id, &error);
+                    }
+                }
+                self.write_back(tier, &config, request_id).await
+            }
             None => None,
         };
         Fetched {
@@ -319,24 +402,46 @@ impl Orchestrated {
         })
     }
 
-    /// The table's copy of `host`, parsed; `None` when there is none or it
-    /// cannot be read (counted and logged: the next good fetch overwrites it).
-    pub(super) async fn table_copy(
+    /// What the table says of `host`: its copy, parsed (`None` when there
+    /// is none or it cannot be read: counted and logged, and the next good
+    /// fetch overwrites it), and whether the fleet knows the host is unknown.
+    pub(super) async fn table_view(
         &self,
         tier: &RuntimeTier,
         host: &str,
         request_id: &str,
         consistent: bool,
-    ) -> Option<Arc<RuntimeConfig>> {
-        let item = match tier.get(host, consistent).await {
-            Ok(item) => item?,
+    ) -> TableView {
+        let items = match tier.get(host, consistent).await {
+            Ok(items) => items,
             Err(error) => {
                 self.tier_failed(host, request_id, &error);
-                return None;
+                return TableView::default();
             }
         };
+        let copy = match items.runtime {
+            None => None,
+            Some(Err(error)) => {
+                self.tier_failed(host, request_id, &error);
+                None
+            }
+            Some(Ok(item)) => self.parse_item(host, item, request_id),
+        };
+        TableView {
+            copy,
+            not_found_until: items.not_found_until,
+            not_found_marker: items.not_found_marker,
+        }
+    }
+
+    fn parse_item(
+        &self,
+        host: &str,
+        item: RuntimeItem,
+        request_id: &str,
+    ) -> Option<Arc<RuntimeConfig>> {
         let envelope = Envelope::from(item.envelope.into_bytes());
-        match parse_envelope(&envelope) {
+        match self.parse(&envelope) {
             Ok(Some(parsed)) => Some(Arc::new(self.runtime_config_of(
                 host,
                 parsed,
@@ -354,6 +459,12 @@ impl Orchestrated {
                 None
             }
         }
+    }
+
+    /// An envelope, from the orchestrator or the table, as this process
+    /// reads it.
+    fn parse(&self, envelope: &[u8]) -> Result<Option<RuntimeEnvelope>, ConfigError> {
+        parse_envelope_with(envelope, self.local_storage.as_deref())
     }
 
     pub(super) fn tier_failed(&self, host: &str, request_id: &str, error: &TierError) {

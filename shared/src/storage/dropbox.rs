@@ -25,6 +25,7 @@ use crate::bounded::{self, BodyError, Bound, DropboxLimits, Limits};
 use crate::clock::Clock;
 use crate::retry::{self, Finished, Policy, Step};
 use crate::settings::ServiceUrls;
+use crate::telemetry::{self, Mask};
 
 /// Dropbox refuses single uploads over 150 MiB (larger ones need sessions).
 const MAX_UPLOAD: usize = 150 * 1024 * 1024;
@@ -126,6 +127,9 @@ struct SlotState {
 #[derive(Clone)]
 struct AccessToken {
     value: SecretString,
+    /// Keeps the token masked in logs while it is in use; a replaced token
+    /// is forgotten.
+    _mask: Mask,
     fresh_until: SystemTime,
     /// Tells a token that failed with 401 from one refreshed since.
     generation: u64,
@@ -183,12 +187,12 @@ impl DropboxStorage {
         }
         state.token = None;
         let (value, expires_in) = self.exchange().await?;
-        crate::telemetry::register_secret(&value);
         state.generation += 1;
         let lifetime = expires_in.min(MAX_TOKEN_LIFETIME);
         let margin = (lifetime / 10).min(EXPIRY_MARGIN);
         let now = self.app.clock.now();
         let token = AccessToken {
+            _mask: telemetry::mask(&value),
             value,
             fresh_until: now
                 .checked_add(lifetime.saturating_sub(margin))
@@ -646,13 +650,10 @@ async fn refusal(response: reqwest::Response, limit: usize) -> StorageError {
     });
     match summary {
         Some(summary) if is_not_found(&summary) => StorageError::NotFound,
-        Some(summary) => StorageError::Other(crate::telemetry::redact(&summary)),
+        Some(summary) => StorageError::Other(telemetry::redact(&summary)),
         None => {
             let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
-            StorageError::Other(format!(
-                "HTTP {status}: {}",
-                crate::telemetry::redact(text.trim())
-            ))
+            StorageError::Other(format!("HTTP {status}: {}", telemetry::redact(text.trim())))
         }
     }
 }

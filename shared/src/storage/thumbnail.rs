@@ -7,6 +7,7 @@ use std::io::Cursor;
 use image::{DynamicImage, ImageDecoder, ImageReader};
 
 use super::ThumbnailSize;
+use crate::image_bounds;
 
 /// JPEG quality of thumbnails: small files, no visible blocking at these sizes.
 const QUALITY: u8 = 85;
@@ -31,9 +32,14 @@ pub fn fitone_bestfit(width: u32, height: u32, size: ThumbnailSize) -> (u32, u32
 /// Decodes `bytes` (JPEG or PNG), turns it upright per its EXIF orientation,
 /// and encodes a [`fitone_bestfit`] thumbnail as JPEG.
 pub fn jpeg_thumbnail(bytes: &[u8], size: ThumbnailSize) -> Result<Vec<u8>, image::ImageError> {
-    let mut decoder = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()?
-        .into_decoder()?;
+    if image_bounds::check(bytes).is_err() {
+        return Err(image::ImageError::Limits(
+            image::error::LimitError::from_kind(image::error::LimitErrorKind::DimensionError),
+        ));
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format()?;
+    reader.limits(image_bounds::limits());
+    let mut decoder = reader.into_decoder()?;
     let orientation = decoder.orientation()?;
     let mut image = DynamicImage::from_decoder(decoder)?;
     image.apply_orientation(orientation);

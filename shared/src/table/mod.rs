@@ -156,3 +156,11 @@ pub fn epoch_millis(time: SystemTime) -> u64 {
         .unwrap_or_default()
         .as_millis() as u64
 }
+
+/// Did a conditional write fail its condition (rather than the call)?
+pub fn is_condition_failure<E, R>(error: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    error.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+}

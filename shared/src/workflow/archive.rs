@@ -1,8 +1,7 @@
 //! Step 7 of a run: an image a publisher took is moved to the archive folder
-//! with its sidecar and recorded in the posted set, so it is not published
-//! again.
+//! with its sidecar (the run then records it in the posted set, so it is not
+//! published again).
 
-use crate::ledger::{Ledger, PostedImage};
 use crate::storage::{Storage, StorageError};
 
 /// Moves the image, then its sidecar, into the archive folder. The image's
@@ -22,12 +21,4 @@ pub(super) async fn archive(
         }
     }
     Ok(())
-}
-
-/// Records the image in the tenant's posted set; a failure is logged (the
-/// image was published: the run's outcome stands).
-pub(super) async fn record(ledger: &Ledger, tenant: &str, image: PostedImage, request_id: &str) {
-    if let Err(error) = ledger.record_posted(tenant, &image).await {
-        tracing::error!(request_id, tenant, %error, "the posted set was not updated");
-    }
 }

@@ -69,7 +69,7 @@ pub async fn find(
     let Some(ai) = services.ai(request_id).await else {
         return Found::at_once(Caption::Missing);
     };
-    let spec = CaptionSpec::for_config(&services.config.config);
+    let spec = CaptionSpec::for_config(&services.config.config, services.limits());
     let started = Instant::now();
     let analysis = analyze(&ai, storage, entry, request_id).await;
     let vision = started.elapsed();

@@ -18,6 +18,8 @@ use serde_json::{json, Value};
 pub use select::sha256_hex;
 pub use summary::{Options, Preview, Reason, Status, Summary};
 
+use select::Claimant;
+
 use crate::clock::Clock;
 use crate::ledger::{Claim, Ledger, PostedImage};
 use crate::publishers::captions::CaptionSpec;
@@ -68,11 +70,12 @@ impl Workflow {
         // Only a run that can publish takes the event.
         let may_publish = !options.synthetic(config.content.debug);
         let key = options.idempotency_key.as_deref().filter(|_| may_publish);
+        // The run's claims (of its event, of its image) last until its end.
+        let now = self.clock.now();
+        let until = options
+            .deadline
+            .unwrap_or_else(|| now.checked_add(DEFAULT_RUN_TIMEOUT).unwrap_or(now));
         if let Some(key) = key {
-            let now = self.clock.now();
-            let until = options
-                .deadline
-                .unwrap_or_else(|| now.checked_add(DEFAULT_RUN_TIMEOUT).unwrap_or(now));
             match self.ledger.claim(name, key, until).await {
                 Ok(Claim::Acquired) => {}
                 Ok(Claim::Duplicate { completed, result }) => {
@@ -90,7 +93,14 @@ impl Workflow {
                 }
             }
         }
-        let summary = self.publish(tenant, options, request_id).await;
+        let holder = uuid::Uuid::new_v4().to_string();
+        let claimant = may_publish.then_some(Claimant {
+            holder: &holder,
+            until,
+        });
+        let summary = self
+            .publish(tenant, options, claimant.as_ref(), request_id)
+            .await;
         if let Some(key) = key {
             let settled = summary.any_success() || summary.status == Status::NothingToPublish;
             let written = if settled {
@@ -110,9 +120,10 @@ impl Workflow {
         &self,
         tenant: &TenantContext,
         options: &Options,
+        claimant: Option<&Claimant<'_>>,
         request_id: &str,
     ) -> Summary {
-        let (summary, timing) = self.steps(tenant, options, request_id).await;
+        let (summary, timing) = self.steps(tenant, options, claimant, request_id).await;
         let ms = |d: Duration| d.as_millis() as u64;
         tracing::info!(
             request_id,
@@ -137,6 +148,7 @@ impl Workflow {
         &self,
         tenant: &TenantContext,
         options: &Options,
+        claimant: Option<&Claimant<'_>>,
         request_id: &str,
     ) -> (Summary, Timing) {
         let mut timing = Timing::default();
@@ -172,6 +184,7 @@ impl Workflow {
             &listing,
             options.select.as_deref(),
             storage,
+            claimant,
         )
         .await;
         timing.selection = started.elapsed();
@@ -184,7 +197,7 @@ impl Workflow {
         let entry = &chosen.entry;
 
         // Caption: the sidecar's, else a new one when analysis is on.
-        let spec = CaptionSpec::for_config(config);
+        let spec = CaptionSpec::for_config(config, services.limits());
         let found = caption::find(
             services,
             &listing,
@@ -224,7 +237,13 @@ impl Workflow {
 
         if options.preview {
             summary.status = Status::Preview;
-            summary.preview = Some(send::preview(config, &caption, sidecar_text));
+            summary.preview = Some(send::preview(
+                config,
+                services.limits(),
+                &caption,
+                sidecar_text,
+                generated.as_ref().map(|g| g.analysis.clone()),
+            ));
         }
         let started = Instant::now();
         summary.results = if synthetic {
@@ -245,12 +264,17 @@ impl Workflow {
             .await
         };
         timing.publish = started.elapsed();
-        if summary.results.is_empty() {
-            return (summary.with_reason(Reason::NoPublisher), timing);
-        }
-        if !summary.any_success() {
+        let stopped = if summary.results.is_empty() {
+            Some(Reason::NoPublisher)
+        } else if !summary.any_success() {
             let transient = summary.results.values().all(|r| r.transient);
-            let reason = Reason::EveryPublisherFailed { transient };
+            Some(Reason::EveryPublisherFailed { transient })
+        } else {
+            None
+        };
+        if let Some(reason) = stopped {
+            // Nothing went out: the image is free for the next run.
+            self.settle(name, &chosen, claimant, None, request_id).await;
             return (summary.with_reason(reason), timing);
         }
         if synthetic {
@@ -287,10 +311,36 @@ impl Workflow {
                 .filter(|(_, r)| r.success)
                 .map(|(k, _)| k.clone())
                 .collect(),
+            uncertain: false,
         };
-        archive::record(&self.ledger, name, posted, request_id).await;
+        self.settle(name, &chosen, claimant, Some(&posted), request_id)
+            .await;
         timing.archive = started.elapsed();
         (summary, timing)
+    }
+
+    /// Ends the run's claim on the chosen image: `posted` records it in the
+    /// posted set (in the same write), `None` frees it. A failure is logged:
+    /// an unsettled claim runs out and its image is then recorded as posted
+    /// (uncertain), never sent twice.
+    async fn settle(
+        &self,
+        tenant: &str,
+        chosen: &select::Chosen,
+        claimant: Option<&Claimant<'_>>,
+        posted: Option<&PostedImage>,
+        request_id: &str,
+    ) {
+        let Some(claimant) = claimant.filter(|_| chosen.claimed) else {
+            return;
+        };
+        let settled = self
+            .ledger
+            .settle_image(tenant, &chosen.sha256, claimant.holder, posted)
+            .await;
+        if let Err(error) = settled {
+            tracing::error!(request_id, tenant, image = %chosen.entry.name, published = posted.is_some(), %error, "the image claim was not settled");
+        }
     }
 }
 

@@ -7,11 +7,13 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use super::Preview;
+use crate::ai::Analysis;
 use crate::config::TenantConfig;
 use crate::publishers::captions::Platform;
 use crate::publishers::fetlife::{self, Upload};
 use crate::publishers::telegram::prepare_photo;
 use crate::publishers::{PublishResult, EMAIL, TELEGRAM};
+use crate::static_config::PlatformLimits;
 use crate::storage::FileEntry;
 use crate::tenant::TenantServices;
 
@@ -28,13 +30,15 @@ pub(super) async fn send(
     let mut results = BTreeMap::new();
     let (telegram, fetlife) =
         tokio::join!(services.telegram(request_id), services.fetlife(request_id));
+    let limits = services.limits();
     // Telegram's photo first, so that the e-mail, which encodes the image
     // and then drops it, never overlaps the decoder: about one image and
     // its encoded mail alive at a time.
     let photo = match &telegram {
         Some(_) => {
             let for_telegram = original.clone();
-            Some(tokio::task::spawn_blocking(move || prepare_photo(&for_telegram)).await)
+            let width = limits.telegram.resize_width_px;
+            Some(tokio::task::spawn_blocking(move || prepare_photo(&for_telegram, width)).await)
         }
         None => None,
     };
@@ -42,7 +46,11 @@ pub(super) async fn send(
         Some(match (telegram?, photo?) {
             (telegram, Ok(Ok(photo))) => {
                 telegram
-                    .send_photo(photo, &Platform::Telegram.format(caption), request_id)
+                    .send_photo(
+                        photo,
+                        &Platform::Telegram.format(caption, limits),
+                        request_id,
+                    )
                     .await
             }
             (_, Ok(Err(error))) => PublishResult::failed(error.to_string(), false),
@@ -54,7 +62,7 @@ pub(super) async fn send(
             file_name: entry.name.clone(),
             bytes: original,
         };
-        let caption = Platform::FetlifeEmail.format(caption);
+        let caption = Platform::FetlifeEmail.format(caption, limits);
         Some(fetlife?.send(upload, &caption, tags, request_id).await)
     };
     let (telegram, email) = tokio::join!(telegram, email);
@@ -80,15 +88,25 @@ pub(super) fn synthetic_results(config: &TenantConfig) -> BTreeMap<String, Publi
     results
 }
 
-/// What each publisher would be sent, and the sidecar that would be written.
-pub(super) fn preview(config: &TenantConfig, caption: &str, sidecar: Option<String>) -> Preview {
+/// What each publisher would be sent, the sidecar that would be written,
+/// and the analysis a new caption came from.
+pub(super) fn preview(
+    config: &TenantConfig,
+    limits: &PlatformLimits,
+    caption: &str,
+    sidecar: Option<String>,
+    analysis: Option<Analysis>,
+) -> Preview {
     let mut captions = BTreeMap::new();
     if config.publishers.telegram.is_some() {
-        captions.insert(TELEGRAM.to_string(), Platform::Telegram.format(caption));
+        captions.insert(
+            TELEGRAM.to_string(),
+            Platform::Telegram.format(caption, limits),
+        );
     }
     let email_subject = config.publishers.fetlife.as_ref().map(|f| {
-        let caption = Platform::FetlifeEmail.format(caption);
-        let email = fetlife::email(f, &caption);
+        let caption = Platform::FetlifeEmail.format(caption, limits);
+        let email = fetlife::email(f, limits, &caption);
         captions.insert(EMAIL.to_string(), caption);
         email.subject
     });
@@ -96,5 +114,6 @@ pub(super) fn preview(config: &TenantConfig, caption: &str, sidecar: Option<Stri
         captions,
         email_subject,
         sidecar,
+        analysis,
     }
 }

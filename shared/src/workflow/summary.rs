@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ai::Analysis;
 use crate::publishers::PublishResult;
 use crate::storage::StorageError;
 
@@ -75,9 +76,22 @@ pub enum Reason {
     /// Another run holds the event and has not finished it.
     EventInProgress,
     NoImages,
-    AllPosted,
+    /// No unposted image could be taken: how many were too large to decode,
+    /// and how many another run holds.
+    NothingNew {
+        too_large: usize,
+        in_progress: usize,
+    },
+    /// The selected image is in the posted set.
+    AlreadyPublished,
+    /// Another run holds the selected image.
+    PublishInProgress,
+    /// The image claim could not be written.
+    ClaimFailed(String),
     /// The selected file is not in the listing.
     ImageNotFound,
+    /// The selected file declares more pixels than may be decoded.
+    ImageTooLarge(String),
     Storage {
         what: &'static str,
         error: StorageError,
@@ -89,6 +103,8 @@ pub enum Reason {
     },
     /// Published, but the image could not be moved to the archive.
     Archive(StorageError),
+    /// The run panicked (a bug): failed, not retried.
+    Internal,
 }
 
 impl Reason {
@@ -97,7 +113,9 @@ impl Reason {
         match self {
             Reason::Disabled => Status::Disabled,
             Reason::TenantNotFound => Status::NotFound,
-            Reason::NoImages | Reason::AllPosted => Status::NothingToPublish,
+            Reason::NoImages | Reason::NothingNew { .. } | Reason::AlreadyPublished => {
+                Status::NothingToPublish
+            }
             Reason::EventInProgress => Status::SkippedDuplicateEvent,
             Reason::Archive(_) => Status::Published,
             _ => Status::Failed,
@@ -109,7 +127,8 @@ impl Reason {
         match self {
             Reason::TenantUnavailable
             | Reason::ClaimUnavailable
-            | Reason::PostedSetUnavailable(_) => true,
+            | Reason::PostedSetUnavailable(_)
+            | Reason::ClaimFailed(_) => true,
             Reason::Storage { error, .. } => matches!(error, StorageError::Unavailable(_)),
             Reason::EveryPublisherFailed { transient } => *transient,
             _ => false,
@@ -126,8 +145,29 @@ impl fmt::Display for Reason {
             Reason::ClaimUnavailable => f.write_str("Publish state unavailable"),
             Reason::EventInProgress => f.write_str("The event is being published by another run"),
             Reason::NoImages => f.write_str("No images found"),
-            Reason::AllPosted => f.write_str("No new images to post (all duplicates)"),
+            Reason::NothingNew {
+                too_large: 0,
+                in_progress: 0,
+            } => f.write_str("No new images to post (all duplicates)"),
+            Reason::NothingNew {
+                too_large,
+                in_progress,
+            } => {
+                let counts: Vec<String> = [
+                    (*too_large, "too large to decode"),
+                    (*in_progress, "being published by another run"),
+                ]
+                .iter()
+                .filter(|(count, _)| *count > 0)
+                .map(|(count, what)| format!("{count} {what}"))
+                .collect();
+                write!(f, "No new images to post ({})", counts.join(", "))
+            }
+            Reason::AlreadyPublished => f.write_str("Already published"),
+            Reason::PublishInProgress => f.write_str("publish_in_progress"),
+            Reason::ClaimFailed(error) => write!(f, "Claiming the image failed: {error}"),
             Reason::ImageNotFound => f.write_str("Image not found"),
+            Reason::ImageTooLarge(name) => write!(f, "image_too_large: {name}"),
             Reason::Storage { what, error } => write!(f, "{what}: {error}"),
             Reason::PostedSetUnavailable(error) => {
                 write!(f, "Reading the posted set failed: {error}")
@@ -135,17 +175,22 @@ impl fmt::Display for Reason {
             Reason::NoPublisher => f.write_str("No publisher is available"),
             Reason::EveryPublisherFailed { .. } => f.write_str("Every publisher failed"),
             Reason::Archive(error) => write!(f, "Archiving failed: {error}"),
+            Reason::Internal => f.write_str("Internal error"),
         }
     }
 }
 
 /// What a preview shows beside the image: the caption each publisher would
-/// send, the e-mail subject and the sidecar text that would be written.
+/// send, the e-mail subject, the sidecar text that would be written and the
+/// analysis behind a new caption.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Preview {
     pub captions: BTreeMap<String, String>,
     pub email_subject: Option<String>,
     pub sidecar: Option<String>,
+    /// The vision analysis behind a new caption; `None` when the caption
+    /// came from the sidecar or analysis is off.
+    pub analysis: Option<Analysis>,
 }
 
 /// One host's answer: `{host, tenant, status, image, results, archived, error}`

@@ -135,3 +135,10 @@ pub async fn moto_table(name: &str) -> (Moto, Table) {
     let table = moto.create_table(name).await;
     (moto, table)
 }
+
+/// The SHA-256 of `samples/photos/<name>`.
+pub fn sample_sha256(name: &str) -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/photos");
+    let bytes = std::fs::read(dir.join(name)).expect("sample photo");
+    publisher::workflow::sha256_hex(&bytes)
+}

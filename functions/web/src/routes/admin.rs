@@ -3,17 +3,17 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::http::header::RETRY_AFTER;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use publisher::failures::Attempt;
 use publisher::tenant::TenantContext;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::client_addr::ClientAddress;
-use crate::responses::detail;
+use crate::responses::{detail, too_many_failures};
 use crate::signing::secrets_equal;
 use crate::web_state::WebState;
 use crate::RequestId;
@@ -43,17 +43,9 @@ pub async fn login(
         return detail(StatusCode::NOT_FOUND, "Legacy login not enabled");
     };
     let tenant_id = &tenant.config.tenant;
-    if let Err(retry_after) = state.logins.begin(&client, tenant_id) {
+    if let Attempt::Refused { retry_after } = state.failures.begin(&client, tenant_id).await {
         tracing::warn!(request_id = id.0, tenant = %tenant_id, client, "admin login refused: too many failures");
-        let mut response = detail(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many failed login attempts; try again later",
-        );
-        let seconds = retry_after.as_secs().max(1).to_string();
-        if let Ok(value) = HeaderValue::from_str(&seconds) {
-            response.headers_mut().insert(RETRY_AFTER, value);
-        }
-        return response;
+        return too_many_failures(retry_after);
     }
     let given = serde_json::from_slice::<LoginBody>(&body).ok();
     let matches = given
@@ -69,7 +61,7 @@ pub async fn login(
             ),
         };
     }
-    state.logins.succeeded(&client, tenant_id);
+    state.failures.succeeded(&client, tenant_id).await;
     tracing::info!(request_id = id.0, tenant = %tenant_id, client, "admin logged in");
     let mut response = Json(json!({"admin": true, "error": null})).into_response();
     state.sessions.grant(response.headers_mut(), tenant_id);

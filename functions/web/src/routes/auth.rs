@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::Query;
+use axum::http::header::HOST;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
@@ -17,12 +18,14 @@ use crate::RequestId;
 pub async fn login(
     Extension(state): Extension<Arc<WebState>>,
     Extension(tenant): Extension<TenantContext>,
+    request: HeaderMap,
 ) -> Response {
     let Some(oidc) = &state.oidc else {
         return failed(AuthError::NotConfigured);
     };
+    let host = request_host(&request, &tenant);
     let mut headers = HeaderMap::new();
-    match oidc.start(&tenant.config.tenant, &mut headers).await {
+    match oidc.start(&tenant.config.tenant, &host, &mut headers).await {
         Ok(authorize_url) => (headers, Redirect::to(&authorize_url)).into_response(),
         Err(error) => failed(error),
     }
@@ -40,7 +43,8 @@ pub async fn callback(
     };
     let params = params.map(|Query(p)| p).unwrap_or_default();
     let tenant_id = &tenant.config.tenant;
-    let mut response = match oidc.finish(tenant_id, &params, &request).await {
+    let host = request_host(&request, &tenant);
+    let mut response = match oidc.finish(tenant_id, &host, &params, &request).await {
         Ok(_) => {
             tracing::info!(request_id = id.0, tenant = %tenant_id, "admin logged in through OIDC");
             let mut response = Redirect::to("/").into_response();
@@ -61,6 +65,26 @@ pub async fn logout(Extension(state): Extension<Arc<WebState>>) -> Response {
     let mut response = Redirect::to("/").into_response();
     state.sessions.revoke(response.headers_mut());
     response
+}
+
+/// The host the browser asked for, port included (the redirect URI must
+/// name it exactly); the tenant's normalized host when the header is not a
+/// plain host.
+fn request_host(headers: &HeaderMap, tenant: &TenantContext) -> String {
+    let plain = |host: &&str| {
+        let (name, port) = host.split_once(':').unwrap_or((host, "0"));
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+            && port.parse::<u16>().is_ok()
+    };
+    headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| plain(&h.as_str()))
+        .unwrap_or_else(|| tenant.host.clone())
 }
 
 fn failed(error: AuthError) -> Response {

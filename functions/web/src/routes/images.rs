@@ -71,7 +71,7 @@ pub async fn thumbnail(
         .map_err(|e| storage_failure(e, &tenant, &id.0))?;
     let headers = [
         (CONTENT_TYPE, "image/jpeg"),
-        (CACHE_CONTROL, "public, max-age=3600"),
+        (CACHE_CONTROL, image_cache_control(&tenant)),
     ];
     Ok((headers, bytes).into_response())
 }
@@ -98,9 +98,19 @@ pub async fn content(
     };
     let headers = [
         (CONTENT_TYPE, content_type),
-        (CACHE_CONTROL, "private, max-age=300"),
+        (CACHE_CONTROL, image_cache_control(&tenant)),
     ];
     Ok((headers, bytes).into_response())
+}
+
+/// Shared caches may keep an image only when anyone may view it; an image
+/// only an admin may see stays in that browser's cache.
+fn image_cache_control(tenant: &TenantContext) -> &'static str {
+    if tenant.config.config.features.auto_view_enabled {
+        "public, max-age=3600"
+    } else {
+        "private, max-age=3600"
+    }
 }
 
 #[derive(Clone, Copy)]

@@ -8,6 +8,8 @@ mod health;
 mod images;
 mod publish;
 
+pub use health::Readiness;
+
 use std::sync::Arc;
 
 use axum::routing::{get, post};

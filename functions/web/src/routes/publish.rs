@@ -55,7 +55,8 @@ pub async fn analyze(
         Caption::Generated(generated) => generated,
     };
     let config = &tenant.config.config;
-    let caption = CaptionSpec::for_config(config).with_hashtags(&generated.captions.caption);
+    let caption = CaptionSpec::for_config(config, services.limits())
+        .with_hashtags(&generated.captions.caption);
     let written = !config.content.debug && {
         let text = caption::sidecar_for(&entry, None, &generated, &caption, config)
             .render(config.captionfile.extended_metadata_enabled);
@@ -113,8 +114,20 @@ pub async fn publish(
             tenant.services.forget_images();
             return Err(not_found());
         }
+        // Each image is published at most once, whoever asks.
+        Some(Reason::PublishInProgress) => {
+            return Err(detail(StatusCode::CONFLICT, "Publish in progress"));
+        }
+        Some(Reason::AlreadyPublished) => {
+            return Err(detail(StatusCode::CONFLICT, "Already published"));
+        }
         // Stopped before any publisher was tried.
-        Some(reason @ (Reason::Storage { .. } | Reason::PostedSetUnavailable(_))) => {
+        Some(
+            reason @ (Reason::Storage { .. }
+            | Reason::PostedSetUnavailable(_)
+            | Reason::ClaimFailed(_)
+            | Reason::ImageTooLarge(_)),
+        ) => {
             let status = if reason.transient() {
                 StatusCode::SERVICE_UNAVAILABLE
             } else {

@@ -4,6 +4,17 @@
 
 const $ = (id) => document.getElementById(id);
 
+// The page's texts in its language, put into the page by the server
+// (web_ui_text.<lang>.yaml); `{name}` in a text is filled in as text.
+const TEXT = JSON.parse(document.body.dataset.text || "{}");
+function t(key, values) {
+  let text = TEXT[key] === undefined ? key : String(TEXT[key]);
+  for (const [name, value] of Object.entries(values || {})) {
+    text = text.split(`{${name}}`).join(String(value));
+  }
+  return text;
+}
+
 const ui = {
   photo: $("photo"), notice: $("notice"), prev: $("prev"), next: $("next"),
   position: $("position"), filename: $("filename"), caption: $("caption"),
@@ -47,7 +58,7 @@ async function api(method, path, body) {
   try {
     response = await fetch(path, init);
   } catch (error) {
-    throw new ApiError(0, "Network error");
+    throw new ApiError(0, t("errors.network"));
   }
   let data = null;
   try {
@@ -68,7 +79,7 @@ function log(text, kind) {
   const item = document.createElement("li");
   if (kind) item.className = kind;
   const time = document.createElement("time");
-  time.textContent = new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  time.textContent = new Date().toLocaleTimeString([document.documentElement.lang], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
   item.append(time, document.createTextNode(text));
   ui.activity.prepend(item);
   while (ui.activity.children.length > 50) ui.activity.lastElementChild.remove();
@@ -115,7 +126,7 @@ function render(image) {
 }
 
 function showCaption(text) {
-  ui.caption.textContent = text || "No caption yet";
+  ui.caption.textContent = text || t("placeholders.caption_empty");
   ui.caption.classList.toggle("empty", !text);
 }
 
@@ -145,12 +156,14 @@ function updateControls() {
   if (publishMode()) {
     ui.prev.hidden = !(state.historyAt > 0);
     ui.next.hidden = !has && state.history.length === 0;
-    ui.position.textContent = has ? "Random pick" : "";
+    ui.position.textContent = has ? t("status.random_pick") : "";
   } else {
     const count = state.names.length;
     ui.prev.hidden = !(has && state.index > 0);
     ui.next.hidden = !(has && state.index < count - 1);
-    ui.position.textContent = count ? `${Math.min(state.index + 1, count)} / ${count}` : "";
+    ui.position.textContent = count
+      ? t("status.position", { current: Math.min(state.index + 1, count), total: count })
+      : "";
   }
   ui.prev.disabled = ui.next.disabled = state.busy;
   ui.login.hidden = state.admin || f.auth_mode !== "password";
@@ -164,7 +177,7 @@ async function loadReview(keepIndex) {
   const list = await api("GET", "/api/images/list");
   state.names = Array.isArray(list.filenames) ? list.filenames.map(String) : [];
   if (state.names.length === 0) {
-    notice("No images in the folder.");
+    notice(t("status.no_images"));
     return;
   }
   state.index = Math.min(keepIndex || 0, state.names.length - 1);
@@ -245,11 +258,12 @@ async function previous() {
 
 function reportFailure(what) {
   return (error) => {
+    const text = t("activity.navigation_failed", { action: what, error: error.message });
     if (error.status === 404 && state.current) {
-      log(`${what}: ${error.message}`, "error");
+      log(text, "error");
       return reload();
     }
-    log(`${what}: ${error.message}`, "error");
+    log(text, "error");
   };
 }
 
@@ -258,10 +272,10 @@ async function reload() {
     if (publishMode()) await loadPublish();
     else await loadReview(state.index);
   } catch (error) {
-    if (error.status === 404) notice("No images in the folder.");
-    else if (error.status === 403) notice("Log in as admin to view the images.");
+    if (error.status === 404) notice(t("status.no_images"));
+    else if (error.status === 403) notice(t("status.login_to_view"));
     else if (error.status === 503) notice(error.message);
-    else notice(`Could not load images: ${error.message}`);
+    else notice(t("status.load_images_failed", { error: error.message }));
   }
 }
 
@@ -274,11 +288,11 @@ async function dropCurrent() {
     state.current = null;
     // The listing dropped the image, so a fresh pick cannot return it.
     state.prefetched = null;
-    await next().catch(() => notice("No images left."));
+    await next().catch(() => notice(t("status.nothing_left")));
   } else {
     state.names = state.names.filter((name) => name !== gone);
     if (state.names.length === 0) {
-      notice("No images left in the folder.");
+      notice(t("status.no_images_left"));
       return;
     }
     await showIndex(Math.min(state.index, state.names.length - 1));
@@ -295,7 +309,7 @@ async function act(label, run) {
   try {
     await run(name);
   } catch (error) {
-    log(`${label} ${name}: ${error.message}`, "error");
+    log(t("activity.action_failed", { action: label, name, error: error.message }), "error");
   } finally {
     state.busy = false;
     updateControls();
@@ -303,21 +317,21 @@ async function act(label, run) {
 }
 
 async function curate(action) {
-  await act(action === "keep" ? "Keep" : "Remove", async (name) => {
+  await act(t(`buttons.${action}`), async (name) => {
     const result = await api("POST", `${imagePath(name)}/${action}`);
-    const verb = action === "keep" ? "Kept" : "Removed";
-    log(`${verb} ${result.filename} → ${result.destination_folder}`, "ok");
+    const done = action === "keep" ? "activity.kept" : "activity.removed";
+    log(t(done, { name: result.filename, folder: result.destination_folder }), "ok");
     state.busy = false;
     await dropCurrent();
   });
 }
 
 async function analyze() {
-  await act("Analyze", async (name) => {
-    log(`Analyzing ${name}…`);
+  await act(t("buttons.analyze"), async (name) => {
+    log(t("activity.analyzing", { name }));
     const result = await api("POST", `${imagePath(name)}/analyze`);
     if (!result.caption && !result.sd_caption && !result.description) {
-      log(`No analysis available for ${name}`);
+      log(t("activity.no_analysis", { name }));
       return;
     }
     if (state.current && state.current.filename === name) {
@@ -325,10 +339,12 @@ async function analyze() {
       state.current.sd_caption = result.sd_caption;
       showCaption(result.caption || result.sd_caption);
     }
-    log(`Caption for ${name}: ${result.caption || "(none)"}`, "ok");
-    if (result.sd_caption) log(`SD caption: ${result.sd_caption}`);
-    if (Array.isArray(result.tags) && result.tags.length) log(`Tags: ${result.tags.join(", ")}`);
-    if (result.sidecar_written) log(`Sidecar written for ${name}`);
+    log(t("activity.caption_for", { name, caption: result.caption || t("activity.no_caption") }), "ok");
+    if (result.sd_caption) log(t("activity.sd_caption", { text: result.sd_caption }));
+    if (Array.isArray(result.tags) && result.tags.length) {
+      log(t("activity.tags", { tags: result.tags.join(", ") }));
+    }
+    if (result.sidecar_written) log(t("activity.sidecar_written", { name }));
   });
 }
 
@@ -337,25 +353,29 @@ async function analyze() {
 let publishArmed = null;
 async function publish() {
   if (!publishArmed) {
-    ui.publish.textContent = "Confirm publish";
+    ui.publish.textContent = t("buttons.confirm_publish");
     ui.publish.classList.add("confirm");
     publishArmed = setTimeout(disarmPublish, 4000);
     return;
   }
   disarmPublish();
-  await act("Publish", async (name) => {
-    log(`Publishing ${name}…`);
+  await act(t("buttons.publish"), async (name) => {
+    log(t("activity.publishing", { name }));
     const result = await api("POST", `${imagePath(name)}/publish`);
     for (const [platform, outcome] of Object.entries(result.results || {})) {
       if (outcome && outcome.success) {
-        log(`${platform}: published${outcome.post_id ? ` (${outcome.post_id})` : ""}`, "ok");
+        const postId = outcome.post_id;
+        log(postId ? t("activity.published_as", { platform, post_id: postId })
+          : t("activity.published", { platform }), "ok");
       } else {
-        log(`${platform}: failed${outcome && outcome.error ? `: ${outcome.error}` : ""}`, "error");
+        const error = outcome && outcome.error;
+        log(error ? t("activity.publish_failed_because", { platform, error })
+          : t("activity.publish_failed", { platform }), "error");
       }
     }
-    if (!result.any_success) log(`${name} was not published`, "error");
+    if (!result.any_success) log(t("activity.not_published", { name }), "error");
     if (result.archived) {
-      log(`${name} archived`);
+      log(t("activity.archived", { name }));
       state.busy = false;
       await dropCurrent();
     }
@@ -365,7 +385,7 @@ async function publish() {
 function disarmPublish() {
   clearTimeout(publishArmed);
   publishArmed = null;
-  ui.publish.textContent = "Publish";
+  ui.publish.textContent = t("buttons.publish");
   ui.publish.classList.remove("confirm");
 }
 
@@ -394,12 +414,12 @@ async function submitLogin(event) {
     await api("POST", "/api/admin/login", { password: ui.password.value });
     ui.password.value = "";
     ui.dialog.close();
-    log("Logged in as admin", "ok");
+    log(t("activity.logged_in"), "ok");
     await refreshAdmin();
     if (!state.current) await reload();
   } catch (error) {
     ui.loginError.textContent = error.status === 429
-      ? "Too many failed attempts. Try again in a few minutes."
+      ? t("admin_dialog.too_many_attempts")
       : error.message;
   } finally {
     ui.loginSubmit.disabled = false;
@@ -409,33 +429,27 @@ async function submitLogin(event) {
 async function logout() {
   try {
     await api("POST", "/api/admin/logout");
-    log("Logged out");
+    log(t("activity.logged_out"));
   } catch (error) {
-    log(`Log out: ${error.message}`, "error");
+    log(t("activity.logout_failed", { error: error.message }), "error");
   }
   await refreshAdmin();
-  if (!state.features.auto_view_enabled) notice("Log in as admin to view the images.");
+  if (!state.features.auto_view_enabled) notice(t("status.login_to_view"));
 }
-
-const AUTH_ERRORS = {
-  access_denied: "this account is not allowed to administer this site",
-  no_email_provided: "the identity provider did not share an e-mail address",
-  callback_failed: "the login could not be completed",
-  auth_not_configured: "login with an identity provider is not configured",
-};
 
 function reportAuthError() {
   const params = new URLSearchParams(window.location.search);
   const reason = params.get("auth_error");
   if (reason === null) return;
-  log(`Admin login failed: ${AUTH_ERRORS[reason] || reason}`, "error");
+  const known = Object.prototype.hasOwnProperty.call(TEXT, `auth_errors.${reason}`);
+  log(t("activity.login_failed", { reason: known ? t(`auth_errors.${reason}`) : reason }), "error");
   history.replaceState(null, "", window.location.pathname);
 }
 
 // ------------------------------------------------------------------ input
 
-ui.next.addEventListener("click", () => next().catch(reportFailure("Next")));
-ui.prev.addEventListener("click", () => previous().catch(reportFailure("Previous")));
+ui.next.addEventListener("click", () => next().catch(reportFailure(t("activity.next"))));
+ui.prev.addEventListener("click", () => previous().catch(reportFailure(t("activity.previous"))));
 ui.keep.addEventListener("click", () => curate("keep"));
 ui.remove.addEventListener("click", () => curate("remove"));
 ui.analyze.addEventListener("click", analyze);
@@ -451,10 +465,10 @@ document.addEventListener("keydown", (event) => {
   if (tag === "INPUT" || tag === "TEXTAREA") return;
   if (event.key === "ArrowRight") {
     event.preventDefault();
-    next().catch(reportFailure("Next"));
+    next().catch(reportFailure(t("activity.next")));
   } else if (event.key === "ArrowLeft") {
     event.preventDefault();
-    previous().catch(reportFailure("Previous"));
+    previous().catch(reportFailure(t("activity.previous")));
   }
 });
 
@@ -470,8 +484,8 @@ ui.stage.addEventListener("touchend", (event) => {
   const dy = touch.clientY - touchStart.y;
   touchStart = null;
   if (Math.abs(dx) < 50 || Math.abs(dx) < 1.5 * Math.abs(dy)) return;
-  if (dx < 0) next().catch(reportFailure("Next"));
-  else previous().catch(reportFailure("Previous"));
+  if (dx < 0) next().catch(reportFailure(t("activity.next")));
+  else previous().catch(reportFailure(t("activity.previous")));
 }, { passive: true });
 
 // ------------------------------------------------------------------ start
@@ -486,15 +500,15 @@ async function start() {
     state.features = features;
     state.admin = Boolean(status.admin);
   } catch (error) {
-    notice(`Could not load the configuration: ${error.message}`);
+    notice(t("status.load_config_failed", { error: error.message }));
     return;
   }
   document.body.dataset.mode = publishMode() ? "publish" : "review";
   updateControls();
   if (!state.features.auto_view_enabled && !state.admin) {
     notice(state.features.auth_mode === "none"
-      ? "Image viewing requires admin mode, which is not configured."
-      : "Log in as admin to view the images.");
+      ? t("status.viewing_not_configured")
+      : t("status.login_to_view"));
     return;
   }
   await reload();
