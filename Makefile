@@ -218,9 +218,28 @@ invoke-warmup: venv
 cfn-lint: venv
 	"$(VENV)/bin/cfn-lint" template.yaml
 
+# ---- Long runs, outside `make test` (see docs/development.md) ----
+# Every property test (the tests under a `properties` module) at FUZZ_CASES
+# cases each instead of proptest's default 256.
+FUZZ_CASES ?= 20000
+# The release web binary under load and outages for SOAK_SECONDS.
+SOAK_SECONDS ?= 600
+CARGO_TARGET ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+
+.PHONY: fuzz soak
+
+fuzz:
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --workspace -- properties::
+
+soak: venv
+	$(CARGO) build --release -p web
+	$(CARGO) build -p publisher-tests --example soak
+	SOAK_SECONDS=$(SOAK_SECONDS) PUBLISHER_VENV="$(VENV)" WEB_BIN="$(CARGO_TARGET)/release/web" \
+	  "$(CARGO_TARGET)/debug/examples/soak"
+
 # The warmup keeping 10 000 hosts fresh under the orchestrator's ceiling, on
 # moto's DynamoDB and a fake SQS (docs/performance.md); `make test` runs the same
-# test with 500 hosts. Long: not part of `make test`.
+# test with 500 hosts.
 SCALE_HOSTS ?= 10000
 .PHONY: scale
 scale: venv

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::bounded::Limits;
 use crate::clock::Clock;
 use crate::config::{standalone_config, ConfigError};
 use crate::host;
@@ -89,6 +90,17 @@ impl App {
         table: Option<Table>,
         clock: Clock,
     ) -> Result<Self, StartupError> {
+        Self::assemble_within(settings, table, clock, Limits::PRODUCTION)
+    }
+
+    /// [`App::assemble`] with the tenants' clients bounded by `limits`
+    /// (production: [`Limits::PRODUCTION`]; tests give shorter times).
+    pub fn assemble_within(
+        settings: Settings,
+        table: Option<Table>,
+        clock: Clock,
+        limits: Limits,
+    ) -> Result<Self, StartupError> {
         for secret in settings.secret_values() {
             crate::telemetry::register_secret(secret);
         }
@@ -119,7 +131,13 @@ impl App {
             }
         };
         let source = Arc::new(source);
-        let tenants = TenantRegistry::new(source.clone(), &settings, http.clone(), clock.clone());
+        let tenants = TenantRegistry::new(
+            source.clone(),
+            &settings,
+            http.clone(),
+            limits,
+            clock.clone(),
+        );
         let workflow = Workflow::new(Ledger::new(table.clone(), clock.clone()), clock.clone());
         Ok(Self {
             settings: Arc::new(settings),

@@ -204,25 +204,64 @@ mod tests {
         }
     }
 
-    proptest! {
-        #[test]
-        fn normalize_is_idempotent(raw in "\\PC*") {
-            let once = normalize(&raw);
-            prop_assert_eq!(normalize(&once), once);
+    /// Property tests (`make fuzz` runs them at 20 000 cases each).
+    mod properties {
+        use super::*;
+
+        /// A valid host: 1 to 4 labels of `a-z 0-9 -`, the first not `www`.
+        fn host() -> impl Strategy<Value = String> {
+            prop::collection::vec("[a-z0-9][a-z0-9-]{0,20}", 1..5)
+                .prop_map(|labels| labels.join("."))
+                .prop_filter("not reserved, not an IP literal", |h| {
+                    h != "localhost" && !h.starts_with("www.") && !is_ipv4_literal(h)
+                })
         }
 
-        #[test]
-        fn normalize_is_idempotent_on_host_like_input(raw in "[a-zA-Z0-9.:\\-\\[\\] ]{0,40}") {
-            let once = normalize(&raw);
-            prop_assert_eq!(normalize(&once), once);
-        }
+        proptest! {
+            #[test]
+            fn normalize_is_idempotent(raw in "\\PC*") {
+                let once = normalize(&raw);
+                prop_assert_eq!(normalize(&once), once);
+            }
 
-        #[test]
-        fn validate_never_panics_and_accepts_only_normal_forms(raw in "\\PC*|[a-z0-9.:\\-]{0,70}") {
-            if let Ok(host) = validate(&raw) {
-                prop_assert_eq!(normalize(&host), host.clone());
-                prop_assert_eq!(validate(&host), Ok(host.clone()));
-                prop_assert!(!tenant_of(&host, "shibari.photo").is_empty());
+            #[test]
+            fn normalize_is_idempotent_on_host_like_input(raw in "[a-zA-Z0-9.:\\-\\[\\] ]{0,40}") {
+                let once = normalize(&raw);
+                prop_assert_eq!(normalize(&once), once);
+            }
+
+            #[test]
+            fn validate_never_panics_and_accepts_only_normal_forms(raw in "\\PC*|[a-z0-9.:\\-]{0,70}") {
+                if let Ok(host) = validate(&raw) {
+                    prop_assert_eq!(normalize(&host), host.clone());
+                    prop_assert_eq!(validate(&host), Ok(host.clone()));
+                    prop_assert!(!tenant_of(&host, "shibari.photo").is_empty());
+                }
+            }
+
+            #[test]
+            fn validate_never_panics_on_any_string(raw in any::<String>()) {
+                let _ = validate(&raw);
+                let _ = tenant_of(&raw, "shibari.photo");
+            }
+
+            /// Case, a port and trailing dots are what a `Host` header may
+            /// add to a valid host: each is taken away again.
+            #[test]
+            fn a_valid_host_comes_back_from_its_header_forms(
+                host in host(),
+                port in proptest::option::of(any::<u16>()),
+                dots in 0usize..3,
+                upper in any::<bool>(),
+            ) {
+                let mut raw = if upper { host.to_ascii_uppercase() } else { host.clone() };
+                raw.push_str(&".".repeat(dots));
+                if let Some(port) = port {
+                    raw.push_str(&format!(":{port}"));
+                }
+                prop_assert_eq!(validate(&raw), Ok(host.clone()));
+                let inside = format!("{host}.shibari.photo");
+                prop_assert_eq!(tenant_of(&inside, "shibari.photo"), host.split('.').next().unwrap_or_default());
             }
         }
     }

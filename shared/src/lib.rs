@@ -3,6 +3,7 @@
 
 pub mod ai;
 pub mod app;
+pub mod bounded;
 pub mod cache;
 pub mod clock;
 pub mod config;

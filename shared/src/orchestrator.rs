@@ -9,6 +9,7 @@ use reqwest::header::AUTHORIZATION;
 use reqwest::{RequestBuilder, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::bounded;
 use crate::clock::Clock;
 use crate::config::Envelope;
 use crate::metrics::{self, Counter, Counters, Metric};
@@ -273,9 +274,12 @@ impl OrchestratorClient {
                 }
                 Ok(response) => {
                     let status = response.status();
-                    match response.bytes().await {
+                    match bounded::read(response, bounded::ORCHESTRATOR_BYTES).await {
                         Ok(body) => Step::Done((status, body)),
-                        Err(e) => unavailable(transport_reason(&e)),
+                        // Cut off or timed out: another try may get it whole.
+                        Err(e) if e.is_transient() => unavailable(e.to_string()),
+                        // Too large: the same again on another try.
+                        Err(e) => Step::Fail(OrchestratorError::Unavailable(e.to_string())),
                     }
                 }
                 Err(e) => unavailable(transport_reason(&e)),

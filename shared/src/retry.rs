@@ -306,4 +306,72 @@ mod tests {
             run(&no_jitter, &clock, |_| async { Step::Fail("400") }).await;
         assert_eq!((refused.result, refused.attempts), (Err("400"), 1));
     }
+
+    /// Property tests (`make fuzz` runs them at 20 000 cases each).
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn now() -> SystemTime {
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+        }
+
+        /// `value` under `name`, when it is a valid header value at all.
+        fn header(name: &'static str, value: &[u8]) -> Option<HeaderMap> {
+            let value = HeaderValue::from_bytes(value).ok()?;
+            let mut map = HeaderMap::new();
+            map.insert(name, value);
+            Some(map)
+        }
+
+        proptest! {
+            #[test]
+            fn any_value_is_read_or_ignored_never_more_than_the_cap(
+                bytes in prop::collection::vec(any::<u8>(), 0..64),
+                text in "\\PC{0,40}",
+                now_secs in any::<u64>(),
+            ) {
+                let now = SystemTime::UNIX_EPOCH
+                    .checked_add(Duration::from_secs(now_secs))
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                for value in [bytes.as_slice(), text.as_bytes()] {
+                    for name in ["retry-after", "retry-after-ms"] {
+                        if let Some(map) = header(name, value) {
+                            let wait = retry_after(&map, now);
+                            prop_assert!(wait.is_none_or(|w| w <= MAX_RETRY_AFTER));
+                        }
+                    }
+                }
+            }
+
+            #[test]
+            fn whole_seconds_come_back(seconds in any::<u64>()) {
+                let map = header("retry-after", seconds.to_string().as_bytes()).unwrap_or_default();
+                let want = Duration::from_secs(seconds).min(MAX_RETRY_AFTER);
+                // Past 2^53 a second is below f64's precision: read within one.
+                let got = retry_after(&map, now()).unwrap_or_default();
+                prop_assert!(got.abs_diff(want) <= Duration::from_secs(1), "{got:?} {want:?}");
+            }
+
+            #[test]
+            fn milliseconds_come_back(ms in 0u64..=10_000_000_000) {
+                let map = header("retry-after-ms", ms.to_string().as_bytes()).unwrap_or_default();
+                let want = Duration::from_millis(ms).min(MAX_RETRY_AFTER);
+                let got = retry_after(&map, now()).unwrap_or_default();
+                prop_assert!(got.abs_diff(want) <= Duration::from_micros(1), "{got:?} {want:?}");
+            }
+
+            #[test]
+            fn an_http_date_comes_back_as_the_wait_until_it(ahead in 0u64..10_000_000, behind in any::<bool>()) {
+                let at = if behind {
+                    now() - Duration::from_secs(ahead)
+                } else {
+                    now() + Duration::from_secs(ahead)
+                };
+                let map = header("retry-after", httpdate::fmt_http_date(at).as_bytes()).unwrap_or_default();
+                let want = if behind { Duration::ZERO } else { Duration::from_secs(ahead).min(MAX_RETRY_AFTER) };
+                prop_assert_eq!(retry_after(&map, now()), Some(want));
+            }
+        }
+    }
 }

@@ -209,4 +209,85 @@ mod tests {
         assert_eq!(sidecar_path("/a.b/c.d.jpeg"), "/a.b/c.d.txt");
         assert_eq!(sidecar_path("noext"), "noext.txt");
     }
+
+    /// Property tests (`make fuzz` runs them at 20 000 cases each).
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Text as sidecars hold it, and as a hostile file may: line breaks
+        /// of every kind, markers, JSON-ish fragments, any Unicode.
+        fn text() -> impl Strategy<Value = String> {
+            prop::collection::vec(
+                prop_oneof![
+                    "\\PC{0,12}",
+                    Just("\n".to_string()),
+                    Just("\r\n".to_string()),
+                    Just("\r".to_string()),
+                    Just("# ---".to_string()),
+                    Just("# caption: ".to_string()),
+                    Just(": ".to_string()),
+                    Just("[".to_string()),
+                    Just("{\"a\": [1, ".to_string()),
+                ],
+                0..24,
+            )
+            .prop_map(|parts| parts.concat())
+        }
+
+        /// A value the workflow writes: one line of text that does not
+        /// look like JSON (the format reads `[...]` and `{...}` as JSON),
+        /// or a non-empty list of such strings.
+        fn value() -> impl Strategy<Value = Value> {
+            let line = "[^\\[{\\r\\n][^\\r\\n]{0,30}";
+            prop_oneof![
+                line.prop_map(Value::String),
+                prop::collection::vec("\\PC{0,12}", 1..5)
+                    .prop_map(|items| Value::Array(items.into_iter().map(Value::String).collect())),
+            ]
+        }
+
+        fn sidecar() -> impl Strategy<Value = Sidecar> {
+            let keys: Vec<&'static str> = BASE_KEYS
+                .iter()
+                .chain(EXTENDED_KEYS.iter())
+                .copied()
+                .collect();
+            (
+                "[^\\r\\n]{0,40}",
+                prop::collection::btree_map(prop::sample::select(keys), value(), 0..12),
+            )
+                .prop_map(|(sd_caption, metadata)| Sidecar {
+                    sd_caption,
+                    metadata: metadata
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect(),
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn parse_never_panics(text in text()) {
+                let sidecar = Sidecar::parse(&text);
+                let _ = sidecar.caption();
+                prop_assert!(!sidecar.sd_caption.contains('\n'));
+            }
+
+            #[test]
+            fn render_then_parse_gives_the_sidecar_back(sidecar in sidecar()) {
+                let parsed = Sidecar::parse(&sidecar.render(true));
+                prop_assert_eq!(parsed, sidecar);
+            }
+
+            /// Whatever was read, written again reads the same, whatever it
+            /// held: rendering is stable after one round.
+            #[test]
+            fn a_read_sidecar_rewrites_stably(text in text(), extended in any::<bool>()) {
+                let once = Sidecar::parse(&Sidecar::parse(&text).render(extended)).render(extended);
+                let twice = Sidecar::parse(&once).render(extended);
+                prop_assert_eq!(twice, once);
+            }
+        }
+    }
 }

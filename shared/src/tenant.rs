@@ -14,6 +14,7 @@ use moka::sync::Cache;
 use tokio::sync::OnceCell;
 
 use crate::ai::{tenant_prompts, AiClient, Pacer};
+use crate::bounded::Limits;
 use crate::cache::SingleFlight;
 use crate::clock::Clock;
 use crate::config::{RuntimeConfig, StorageProvider};
@@ -140,6 +141,7 @@ impl TenantServices {
                         ai,
                         &self.config.tenant,
                         clients.pacer.clone(),
+                        clients.limits.openai,
                         clients.clock.clone(),
                     )
                     .with_prompts(prompts),
@@ -162,6 +164,7 @@ impl TenantServices {
                     &clients.telegram_url,
                     credential.secret().clone(),
                     &config.channel_id,
+                    clients.limits.telegram,
                     clients.clock.clone(),
                 )))
             })
@@ -187,6 +190,7 @@ impl TenantServices {
                     password: credential.secret().clone(),
                     extra_ca: self.clients.smtp_tls_ca_file.clone(),
                     statics: self.clients.statics.clone(),
+                    mail_timeout: self.clients.limits.smtp,
                 }))
             })
             .await
@@ -214,6 +218,9 @@ struct Clients {
     telegram_url: String,
     smtp_tls_ca_file: Option<PathBuf>,
     pacer: Arc<Pacer>,
+    /// How long each client's calls may take and how much of an answer
+    /// they read.
+    limits: Limits,
     /// Prompts, limits and e-mail defaults (`PV2_STATIC_CONFIG_DIR`).
     statics: Arc<StaticConfig>,
     clock: Clock,
@@ -233,6 +240,7 @@ impl TenantRegistry {
         source: Arc<ConfigSource>,
         settings: &Settings,
         http: reqwest::Client,
+        limits: Limits,
         clock: Clock,
     ) -> Self {
         let cache: &CacheSettings = &settings.cache;
@@ -249,13 +257,15 @@ impl TenantRegistry {
             ttl: cache.tenant_ttl,
             max_stale: cache.max_stale,
             clients: Arc::new(Clients {
-                dropbox: DropboxApp::new(http.clone(), services, clock.clone()),
+                dropbox: DropboxApp::new(http.clone(), services, clock.clone())
+                    .with_limits(limits.dropbox),
                 tokens: TokenCache::new(cache.tenant_max_size),
                 image_cache_ttl: settings.web.image_cache_ttl,
                 openai_url: services.openai.clone(),
                 telegram_url: services.telegram.clone(),
                 smtp_tls_ca_file: services.smtp_tls_ca_file.clone(),
                 pacer: Arc::new(Pacer::new(settings.ai_rate_per_minute, clock.clone())),
+                limits,
                 statics: settings.statics.clone(),
                 http,
                 clock,

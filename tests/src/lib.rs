@@ -5,6 +5,7 @@ macro_rules! fixture {
     };
 }
 
+pub mod arbitrary;
 pub mod fake_dropbox;
 pub mod fake_oidc;
 pub mod fake_openai;
@@ -12,6 +13,7 @@ pub mod fake_orchestrator;
 pub mod fake_server;
 pub mod fake_sqs;
 pub mod fake_telegram;
+pub mod faults;
 pub mod harness;
 pub mod images;
 pub mod lambda;

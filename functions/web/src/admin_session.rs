@@ -120,4 +120,70 @@ mod tests {
         let long = sessions(86_400).issue("maple", 1_000);
         assert!(!s.is_valid(&long, "maple", 1_000));
     }
+
+    /// Property tests (`make fuzz` runs them at 20 000 cases each).
+    mod properties {
+        use super::*;
+        use axum::http::header::COOKIE;
+        use axum::http::HeaderValue;
+        use proptest::prelude::*;
+
+        /// Cookie values as a browser or an attacker may send them: the
+        /// cookie's own shape with any parts, or anything at all.
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                (
+                    "(v1|v2|)",
+                    "[0-9]{0,20}|\\PC{0,8}",
+                    "[A-Za-z0-9_-]{0,40}",
+                    "[A-Za-z0-9_=+/-]{0,50}"
+                )
+                    .prop_map(|(v, e, n, t)| format!("{v}.{e}.{n}.{t}")),
+                "\\PC{0,80}",
+                "[ -~]{0,80}",
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn any_value_is_refused_without_panicking(value in value(), tenant in "\\PC{0,12}", now in any::<u64>()) {
+                prop_assert!(!sessions(3600).is_valid(&value, &tenant, now));
+            }
+
+            #[test]
+            fn any_cookie_header_is_refused_without_panicking(header in prop::collection::vec(any::<u8>(), 0..120)) {
+                let mut headers = HeaderMap::new();
+                if let Ok(value) = HeaderValue::from_bytes(&header) {
+                    headers.insert(COOKIE, value);
+                }
+                prop_assert!(!sessions(3600).is_admin(&headers, "maple"));
+            }
+
+            /// An issued cookie holds for its tenant until its expiry, and
+            /// for no one else; a bit changed anywhere spoils it.
+            #[test]
+            fn an_issued_cookie_holds_for_its_tenant_until_expiry(
+                tenant in "\\PC{1,20}",
+                other in "\\PC{1,20}",
+                now in 0u64..=4_000_000_000,
+                within in 0u64..3600,
+                flip in any::<prop::sample::Index>(),
+            ) {
+                let s = sessions(3600);
+                let value = s.issue(&tenant, now);
+                prop_assert!(s.is_valid(&value, &tenant, now + within));
+                prop_assert!(!s.is_valid(&value, &tenant, now + 3600));
+                if other != tenant {
+                    prop_assert!(!s.is_valid(&value, &other, now));
+                }
+                let mut bytes = value.clone().into_bytes();
+                let at = flip.index(bytes.len());
+                bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+                let changed = String::from_utf8_lossy(&bytes).into_owned();
+                if changed != value {
+                    prop_assert!(!s.is_valid(&changed, &tenant, now));
+                }
+            }
+        }
+    }
 }

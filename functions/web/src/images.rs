@@ -189,4 +189,26 @@ mod tests {
         );
         assert_eq!(encode_segment("a-b_c.d~e é"), "a-b_c.d~e%20%C3%A9");
     }
+
+    /// Property tests (`make fuzz` runs them at 20 000 cases each); the
+    /// routes themselves are property-tested in `tests/tests/parsers.rs`.
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// A name the rule accepts is one segment that cannot climb,
+            /// hide a control character or pass for another type.
+            #[test]
+            fn an_accepted_name_is_a_plain_image_name(name in "\\PC{0,40}|[a-z./\\\\%]{0,10}\\.(jpg|JPEG|png|gif)") {
+                if is_plain_image_name(&name) {
+                    prop_assert!(!name.contains(['/', '\\']) && !name.contains(".."));
+                    prop_assert!(!name.chars().any(char::is_control) && name.len() <= MAX_NAME_BYTES);
+                    let lower = name.to_lowercase();
+                    prop_assert!([".jpg", ".jpeg", ".png"].iter().any(|ext| lower.ends_with(ext)));
+                    prop_assert!(encode_segment(&name).bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)));
+                }
+            }
+        }
+    }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use axum::http::HeaderMap;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{AlgorithmFamily, DecodingKey, Validation};
+use publisher::bounded::{self, OIDC};
 use publisher::clock::Clock;
 use publisher::settings::{Auth0Settings, WebSettings};
 use publisher::single_use::SingleUse;
@@ -32,7 +33,7 @@ const STATE_PURPOSE: &str = "oidc";
 const PROVIDER_TTL: Duration = Duration::from_secs(3600);
 /// A token with an unknown key id refetches the keys (rotation), at most this often.
 const MIN_KEY_REFRESH: Duration = Duration::from_secs(30);
-const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+const HTTP_TIMEOUT: Duration = OIDC.time;
 /// Clock skew allowed on the id token's times.
 const LEEWAY_SECONDS: u64 = 60;
 /// An id token that claims to live longer than this is not a plausible one.
@@ -346,10 +347,12 @@ impl Oidc {
             .await
             .and_then(reqwest::Response::error_for_status);
         match response {
-            Ok(response) => response.json::<TokenResponse>().await.map_err(|error| {
-                tracing::warn!(%error, "OIDC: unreadable token response");
-                AuthError::CallbackFailed
-            }),
+            Ok(response) => bounded::json::<TokenResponse>(response, OIDC.bytes)
+                .await
+                .map_err(|error| {
+                    tracing::warn!(%error, "OIDC: unreadable token response");
+                    AuthError::CallbackFailed
+                }),
             Err(error) => {
                 tracing::warn!(error = %error.without_url(), "OIDC: code exchange failed");
                 Err(AuthError::CallbackFailed)
@@ -427,13 +430,15 @@ impl Oidc {
             .await
             .and_then(reqwest::Response::error_for_status);
         let info = match info {
-            Ok(response) => response.json::<UserInfo>().await,
-            Err(error) => Err(error),
+            Ok(response) => bounded::json::<UserInfo>(response, OIDC.bytes)
+                .await
+                .map_err(|error| error.to_string()),
+            Err(error) => Err(error.without_url().to_string()),
         };
         match info {
             Ok(info) => Ok((info.email, info.email_verified)),
             Err(error) => {
-                tracing::warn!(error = %error.without_url(), "OIDC: userinfo failed");
+                tracing::warn!(%error, "OIDC: userinfo failed");
                 Err(AuthError::CallbackFailed)
             }
         }
@@ -505,7 +510,9 @@ impl Oidc {
             .await
             .and_then(reqwest::Response::error_for_status)
             .map_err(|e| e.to_string())?;
-        response.json::<T>().await.map_err(|e| e.to_string())
+        bounded::json(response, OIDC.bytes)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -624,5 +631,94 @@ mod tests {
             o.redirect_uri("vermont.shibari.photo"),
             "https://vermont.shibari.photo/login/done"
         );
+    }
+
+    /// Property tests (`make fuzz` runs them at 20 000 cases each).
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// State cookie values: their own shape with any parts, or anything.
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                (
+                    "(v2|v1|)",
+                    "[0-9]{0,20}|\\PC{0,6}",
+                    "[A-Za-z0-9_-]{0,40}",
+                    "[A-Za-z0-9_-]{0,40}",
+                    "[A-Za-z0-9_-]{0,40}",
+                    "[A-Za-z0-9_=+/-]{0,50}"
+                )
+                    .prop_map(|(v, e, s, n, p, t)| format!("{v}.{e}.{s}.{n}.{p}.{t}")),
+                "\\PC{0,120}",
+            ]
+        }
+
+        /// The provider as discovery would have found it, just now.
+        fn with_provider(o: &Oidc) {
+            let provider = Provider {
+                discovery: Discovery {
+                    issuer: "https://example.auth0.com".into(),
+                    authorization_endpoint: "https://example.auth0.com/authorize".into(),
+                    token_endpoint: "https://example.auth0.com/oauth/token".into(),
+                    jwks_uri: "https://example.auth0.com/.well-known/jwks.json".into(),
+                    userinfo_endpoint: None,
+                },
+                keys: JwkSet { keys: Vec::new() },
+                fetched_at: o.clock.now(),
+            };
+            *o.provider.try_write().expect("no one else holds it") = Some(Arc::new(provider));
+        }
+
+        proptest! {
+            #[test]
+            fn any_value_is_refused_without_panicking(
+                value in value(),
+                tenant in "\\PC{0,12}",
+                host in "\\PC{0,20}",
+                state in "\\PC{0,40}",
+                // The clock's time (not outside data), up to the year 9999.
+                now in 0u64..=253_402_300_799,
+            ) {
+                prop_assert_eq!(oidc().login_state(&value, &tenant, &host, &state, now), None);
+            }
+
+            /// The cookie a login starts with gives its state, nonce and
+            /// PKCE verifier back to the callback that carries its state,
+            /// for its tenant and host only, until it expires.
+            #[test]
+            fn an_issued_state_comes_back_to_its_callback(
+                tenant in "\\PC{1,20}",
+                other in "\\PC{1,20}",
+                host in "[a-z0-9]{1,10}\\.shibari\\.photo",
+            ) {
+                let o = oidc();
+                with_provider(&o);
+                let mut headers = HeaderMap::new();
+                let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+                let authorize = runtime.block_on(o.start(&tenant, &host, &mut headers)).expect("a login starts");
+                let url = url::Url::parse(&authorize).expect("a URL");
+                let param = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+                let state = param("state").expect("state");
+                let cookie = headers
+                    .get_all(axum::http::header::SET_COOKIE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .filter_map(|v| cookie::Cookie::parse(v.to_string()).ok())
+                    .find(|c| c.name() == STATE_COOKIE)
+                    .expect("the state cookie");
+                let now = unix_secs(o.clock.now());
+                let login = o.login_state(cookie.value(), &tenant, &host, &state, now).expect("the login");
+                prop_assert_eq!(Some(login.nonce.clone()), param("nonce"));
+                prop_assert_eq!(Some(pkce_challenge(&login.verifier)), param("code_challenge"));
+                prop_assert_eq!(o.login_state(cookie.value(), &tenant, &host, "another state", now), None);
+                prop_assert_eq!(o.login_state(cookie.value(), &tenant, "other.example", &state, now), None);
+                if other != tenant {
+                    prop_assert_eq!(o.login_state(cookie.value(), &other, &host, &state, now), None);
+                }
+                let later = now + STATE_TTL.as_secs() + 1;
+                prop_assert_eq!(o.login_state(cookie.value(), &tenant, &host, &state, later), None);
+            }
+        }
     }
 }

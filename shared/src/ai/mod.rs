@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 
 use analysis::strip_fence;
 
+use crate::bounded::{self, Bound};
 use crate::clock::Clock;
 use crate::config::{AiConfig, Confirmation};
 use crate::publishers::captions::CaptionSpec;
@@ -35,7 +36,6 @@ const RETRY: Policy = Policy {
     jitter: 0.25,
     give_up_beyond_cap: false,
 };
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 
 const VISION_TEMPERATURE: f64 = 0.4;
 const VISION_MAX_TOKENS: u32 = 512;
@@ -73,13 +73,16 @@ pub struct AiClient {
     prompts: AiPrompts,
     tenant: String,
     pacer: Arc<Pacer>,
+    /// Each attempt's time, and how much of an answer is read.
+    bound: Bound,
     clock: Clock,
 }
 
 impl AiClient {
     /// A client of `base_url` (`OPENAI_BASE_URL`) for `tenant` with its key
     /// and AI settings, and the embedded prompts where those have none; its
-    /// calls keep the pace of `pacer`.
+    /// calls keep the pace of `pacer`, each attempt within `bound`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         http: reqwest::Client,
         base_url: &str,
@@ -87,6 +90,7 @@ impl AiClient {
         config: AiConfig,
         tenant: &str,
         pacer: Arc<Pacer>,
+        bound: Bound,
         clock: Clock,
     ) -> Self {
         let prompts = tenant_prompts(
@@ -102,6 +106,7 @@ impl AiClient {
             prompts,
             tenant: tenant.to_string(),
             pacer,
+            bound,
             clock,
         }
     }
@@ -297,7 +302,7 @@ impl AiClient {
                 .http
                 .post(&self.url)
                 .bearer_auth(self.api_key.expose_secret())
-                .timeout(ATTEMPT_TIMEOUT)
+                .timeout(self.bound.time)
                 .json(body)
                 .send()
                 .await;
@@ -305,15 +310,18 @@ impl AiClient {
                 Ok(response) if response.status().is_success() => {
                     let latency_ms = started.elapsed().as_millis() as u64;
                     tracing::info!(request_id, tenant = %self.tenant, model, latency_ms, attempts = attempt, "openai call");
-                    return match response.json::<Value>().await {
-                        Ok(value) => Step::Done(value),
-                        Err(e) => Step::Fail(AiError::BadAnswer(e.without_url().to_string())),
-                    };
+                    match bounded::json::<Value>(response, self.bound.bytes).await {
+                        Ok(value) => return Step::Done(value),
+                        Err(error) if error.is_transient() => {
+                            Step::retry(AiError::Unavailable(error.to_string()))
+                        }
+                        Err(error) => return Step::Fail(AiError::BadAnswer(error.to_string())),
+                    }
                 }
                 Ok(response) => {
                     let status = response.status();
                     let after = retry::retry_after(response.headers(), self.clock.now());
-                    let message = error_message(response).await;
+                    let message = error_message(response, self.bound.bytes).await;
                     if !retryable(status) {
                         return Step::Fail(AiError::Rejected {
                             status: status.as_u16(),
@@ -359,10 +367,11 @@ fn retryable(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
 }
 
-/// OpenAI's `{"error": {"message", "type", "code"}}`, or the status alone.
-async fn error_message(response: reqwest::Response) -> String {
+/// OpenAI's `{"error": {"message", "type", "code"}}`, or the status alone;
+/// at most `limit` bytes of the answer are read.
+async fn error_message(response: reqwest::Response, limit: usize) -> String {
     let status = response.status();
-    let value: Value = response.json().await.unwrap_or(Value::Null);
+    let value: Value = bounded::json(response, limit).await.unwrap_or(Value::Null);
     let error = &value["error"];
     match (
         error["message"].as_str(),

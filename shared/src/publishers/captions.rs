@@ -349,23 +349,29 @@ mod tests {
         assert_eq!(none.with_hashtags(" Dusk. "), "Dusk.");
     }
 
-    proptest! {
-        #[test]
-        fn formatting_never_exceeds_the_limit(text in any::<String>()) {
-            for platform in [Platform::Telegram, Platform::FetlifeEmail, Platform::Generic] {
-                prop_assert!(platform.fmt(&text).chars().count() <= platform.max());
-            }
-        }
+    /// Property tests (`make fuzz` runs them at 20 000 cases each): captions
+    /// come from OpenAI, so any text must fit.
+    mod properties {
+        use super::*;
 
-        #[test]
-        fn long_unicode_is_fitted(text in "\\PC{200,2600}", tags in "( #\\w{1,12}){0,20}") {
-            let text = format!("{text}{tags}");
-            for platform in [Platform::Telegram, Platform::FetlifeEmail, Platform::Generic] {
-                let out = platform.fmt(&text);
-                prop_assert!(out.chars().count() <= platform.max());
+        proptest! {
+            #[test]
+            fn formatting_never_exceeds_the_limit(text in any::<String>()) {
+                for platform in [Platform::Telegram, Platform::FetlifeEmail, Platform::Generic] {
+                    prop_assert!(platform.fmt(&text).chars().count() <= platform.max());
+                }
             }
-            let email = Platform::FetlifeEmail.fmt(&text);
-            prop_assert!(!HASHTAG.is_match(&email), "{}", email);
+
+            #[test]
+            fn long_unicode_is_fitted(text in "\\PC{200,2600}", tags in "( #\\w{1,12}){0,20}") {
+                let text = format!("{text}{tags}");
+                for platform in [Platform::Telegram, Platform::FetlifeEmail, Platform::Generic] {
+                    let out = platform.fmt(&text);
+                    prop_assert!(out.chars().count() <= platform.max());
+                }
+                let email = Platform::FetlifeEmail.fmt(&text);
+                prop_assert!(!HASHTAG.is_match(&email), "{}", email);
+            }
         }
     }
 }

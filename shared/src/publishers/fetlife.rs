@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use email_encoding::body::base64;
@@ -94,6 +95,8 @@ pub struct Fetlife {
     pub extra_ca: Option<PathBuf>,
     /// The e-mail defaults, the tag count and the SMTP timeout.
     pub statics: Arc<StaticConfig>,
+    /// How long one mail may take, from connecting to the last reply.
+    pub mail_timeout: Duration,
 }
 
 impl Fetlife {
@@ -115,16 +118,18 @@ impl Fetlife {
             Ok(message) => message,
             Err(error) => return PublishResult::failed(error, false),
         };
-        match deliver(&transport, message).await {
+        match deliver(&transport, message, self.mail_timeout).await {
             Ok(response) => {
                 tracing::info!(request_id, smtp_code = %response.code(), "fetlife upload mail sent");
             }
             Err(error) => {
-                if refused_plain_text(&error) {
-                    tracing::warn!(request_id, server = %self.server.host, "fetlife: the mail server offers no STARTTLS; the password was not sent");
-                    return PublishResult::failed(SMTP_TLS_REQUIRED, false);
+                if let Undelivered::Smtp(smtp) = &error {
+                    if refused_plain_text(smtp) {
+                        tracing::warn!(request_id, server = %self.server.host, "fetlife: the mail server offers no STARTTLS; the password was not sent");
+                        return PublishResult::failed(SMTP_TLS_REQUIRED, false);
+                    }
                 }
-                let transient = !(error.is_permanent() || error.is_tls() || error.is_client());
+                let transient = error.is_transient();
                 tracing::warn!(request_id, %error, transient, "fetlife upload mail failed");
                 return PublishResult::failed(format!("E-mail not sent: {error}"), transient);
             }
@@ -142,7 +147,9 @@ impl Fetlife {
                 Err(error) => Err(error),
             };
             let result = match sent {
-                Ok(message) => transport.send(message).await.map_err(|e| e.to_string()),
+                Ok(message) => within(self.mail_timeout, transport.send(message))
+                    .await
+                    .map_err(|e| e.to_string()),
                 Err(error) => Err(error),
             };
             if let Err(error) = result {
@@ -214,14 +221,50 @@ impl Fetlife {
 
 /// Sends `message`, dropping it once formatted: with a large attachment the
 /// message, its formatted text and the wire copy would otherwise all be alive.
+/// The whole exchange must end within `timeout`: lettre's own timeout is per
+/// read, which a server answering one byte a second never trips.
 async fn deliver(
     transport: &AsyncSmtpTransport<Tokio1Executor>,
     message: Message,
-) -> Result<lettre::transport::smtp::response::Response, lettre::transport::smtp::Error> {
+    timeout: Duration,
+) -> Result<lettre::transport::smtp::response::Response, Undelivered> {
     let envelope = message.envelope().clone();
     let raw = message.formatted();
     drop(message);
-    transport.send_raw(&envelope, &raw).await
+    within(timeout, transport.send_raw(&envelope, &raw)).await
+}
+
+/// `sending`, given up after `timeout`.
+async fn within<T>(
+    timeout: Duration,
+    sending: impl std::future::Future<Output = Result<T, lettre::transport::smtp::Error>>,
+) -> Result<T, Undelivered> {
+    match tokio::time::timeout(timeout, sending).await {
+        Ok(sent) => sent.map_err(Undelivered::Smtp),
+        Err(_) => Err(Undelivered::TimedOut(timeout)),
+    }
+}
+
+/// Why a mail did not go out.
+#[derive(Debug, thiserror::Error)]
+enum Undelivered {
+    #[error(transparent)]
+    Smtp(lettre::transport::smtp::Error),
+    #[error("no answer within {} s", .0.as_secs())]
+    TimedOut(Duration),
+}
+
+impl Undelivered {
+    /// May another try succeed? Not after the server refused for good, nor
+    /// with a TLS or client-side failure, which would fail the same way.
+    fn is_transient(&self) -> bool {
+        match self {
+            Undelivered::Smtp(error) => {
+                !(error.is_permanent() || error.is_tls() || error.is_client())
+            }
+            Undelivered::TimedOut(_) => true,
+        }
+    }
 }
 
 /// Implicit TLS on 465; elsewhere STARTTLS, always required: the password

@@ -14,6 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use super::PublishResult;
+use crate::bounded::{self, Bound};
 use crate::clock::Clock;
 use crate::image_bounds;
 use crate::retry::{self, Policy, Step};
@@ -29,7 +30,6 @@ const RETRY: Policy = Policy {
     jitter: 0.0,
     give_up_beyond_cap: false,
 };
-const TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 #[error("the image cannot be prepared for Telegram: {0}")]
@@ -170,6 +170,9 @@ pub struct Telegram {
     api_url: String,
     bot_token: SecretString,
     chat_id: String,
+    /// Each attempt's time, the upload included, and how much of an answer
+    /// is read.
+    bound: Bound,
     clock: Clock,
 }
 
@@ -179,6 +182,7 @@ impl Telegram {
         api_url: &str,
         bot_token: SecretString,
         chat_id: &str,
+        bound: Bound,
         clock: Clock,
     ) -> Self {
         Self {
@@ -186,6 +190,7 @@ impl Telegram {
             api_url: api_url.trim_end_matches('/').to_string(),
             bot_token,
             chat_id: chat_id.to_string(),
+            bound,
             clock,
         }
     }
@@ -220,7 +225,7 @@ impl Telegram {
                 .http
                 .post(url)
                 .multipart(form)
-                .timeout(TIMEOUT)
+                .timeout(self.bound.time)
                 .send()
                 .await;
             let response = match sent {
@@ -235,7 +240,10 @@ impl Telegram {
                 }
             };
             let status = response.status();
-            let body: Value = response.json().await.unwrap_or(Value::Null);
+            // An answer cut off or unreadable reads as no answer at all.
+            let body: Value = bounded::json(response, self.bound.bytes)
+                .await
+                .unwrap_or(Value::Null);
             if body["ok"] == Value::Bool(true) {
                 let post_id = match &body["result"]["message_id"] {
                     Value::Number(n) => Some(n.to_string()),

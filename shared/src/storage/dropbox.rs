@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::{clean_path, hex, join, FileEntry, Storage, StorageError, ThumbnailSize};
+use crate::bounded::{self, BodyError, Bound, DropboxLimits, Limits};
 use crate::clock::Clock;
 use crate::retry::{self, Finished, Policy, Step};
 use crate::settings::ServiceUrls;
@@ -28,8 +29,6 @@ use crate::telemetry::{self, Mask};
 
 /// Dropbox refuses single uploads over 150 MiB (larger ones need sessions).
 const MAX_UPLOAD: usize = 150 * 1024 * 1024;
-const RPC_TIMEOUT: Duration = Duration::from_secs(30);
-const CONTENT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Refresh this long before the token expires, at most (a tenth of short lifetimes).
 const EXPIRY_MARGIN: Duration = Duration::from_secs(300);
 
@@ -57,6 +56,8 @@ pub struct DropboxApp {
     /// call fails as unavailable.
     client: Option<(String, SecretString)>,
     retry: Policy,
+    /// How long each kind of call may take and how much of its answer is read.
+    limits: DropboxLimits,
     clock: Clock,
 }
 
@@ -72,12 +73,18 @@ impl DropboxApp {
             content_url: services.dropbox_content.trim_end_matches('/').to_string(),
             client,
             retry: RETRY,
+            limits: Limits::PRODUCTION.dropbox,
             clock,
         }
     }
 
     pub fn with_retry(mut self, retry: Policy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    pub fn with_limits(mut self, limits: DropboxLimits) -> Self {
+        self.limits = limits;
         self
     }
 }
@@ -150,6 +157,8 @@ struct Call<'a> {
     /// Whether a request that may have reached Dropbox can be sent again;
     /// a move cannot (a retried move that had succeeded would fail).
     idempotent: bool,
+    /// The call's time, and how much of its answer is read.
+    bound: Bound,
 }
 
 impl DropboxStorage {
@@ -211,6 +220,7 @@ impl DropboxStorage {
         let url = format!("{}/oauth2/token", self.app.api_url);
         let unavailable = |reason: String| Step::retry(StorageError::Unavailable(reason));
         let url = &url;
+        let bound = self.app.limits.rpc;
         let exchanged = retry::run(&self.app.retry, &self.app.clock, |_| async move {
             let form = [
                 ("grant_type", "refresh_token"),
@@ -223,19 +233,22 @@ impl DropboxStorage {
                 .http
                 .post(url)
                 .form(&form)
-                .timeout(RPC_TIMEOUT)
+                .timeout(bound.time)
                 .send()
                 .await;
             match sent {
                 Ok(response) if response.status().is_success() => {
-                    match response.json::<Answer>().await {
+                    match bounded::json::<Answer>(response, bound.bytes).await {
                         Ok(answer) => Step::Done((
                             SecretString::from(answer.access_token),
                             Duration::from_secs(answer.expires_in),
                         )),
-                        Err(_) => Step::Fail(StorageError::Unavailable(
-                            "token endpoint: unreadable answer".into(),
-                        )),
+                        Err(error) if error.is_transient() => {
+                            unavailable(format!("token endpoint: {error}"))
+                        }
+                        Err(error) => Step::Fail(StorageError::Unavailable(format!(
+                            "token endpoint: {error}"
+                        ))),
                     }
                 }
                 Ok(response) if is_transient(response.status()) => Step::Retry {
@@ -249,8 +262,7 @@ impl DropboxStorage {
                     let status = response.status().as_u16();
                     // The OAuth error code (`invalid_grant`, ...) names the cause
                     // without any secret.
-                    let code = response
-                        .json::<Value>()
+                    let code = bounded::json::<Value>(response, bound.bytes)
                         .await
                         .ok()
                         .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
@@ -268,7 +280,7 @@ impl DropboxStorage {
     /// Sends `call` until it succeeds, fails for good, or runs out of tries;
     /// a 401 refreshes the access token once (not counted as a try) and
     /// sends it again.
-    async fn send(&self, call: Call<'_>) -> Result<reqwest::Response, StorageError> {
+    async fn send(&self, call: Call<'_>) -> Result<Bytes, StorageError> {
         let started = Instant::now();
         let mut attempts = 0;
         let mut token = self.access_token(None).await;
@@ -302,12 +314,13 @@ impl DropboxStorage {
     }
 
     /// `call` with one access token, retried by the policy; a 401 is final
-    /// here (the caller refreshes the token).
+    /// here (the caller refreshes the token). The answer is read, within the
+    /// call's bound, as part of its try.
     async fn send_with(
         &self,
         call: &Call<'_>,
         token: &AccessToken,
-    ) -> Finished<reqwest::Response, StorageError> {
+    ) -> Finished<Bytes, StorageError> {
         let unavailable = |reason: String| StorageError::Unavailable(reason);
         retry::run(&self.app.retry, &self.app.clock, |_| async move {
             let request = match self.request(call, token) {
@@ -315,7 +328,15 @@ impl DropboxStorage {
                 Err(error) => return Step::Fail(error),
             };
             match request.send().await {
-                Ok(response) if response.status().is_success() => Step::Done(response),
+                Ok(response) if response.status().is_success() => {
+                    match bounded::read(response, call.bound.bytes).await {
+                        Ok(body) => Step::Done(body),
+                        Err(error) if call.idempotent && error.is_transient() => {
+                            Step::retry(unavailable(format!("{}: {error}", call.route)))
+                        }
+                        Err(error) => Step::Fail(unavailable(format!("{}: {error}", call.route))),
+                    }
+                }
                 Ok(response) if response.status() == StatusCode::UNAUTHORIZED => {
                     Step::Fail(StorageError::Unauthorized)
                 }
@@ -327,7 +348,7 @@ impl DropboxStorage {
                     )),
                     after: retry::retry_after(response.headers(), self.app.clock.now()),
                 },
-                Ok(response) => Step::Fail(refusal(response).await),
+                Ok(response) => Step::Fail(refusal(response, call.bound.bytes).await),
                 Err(error) if call.idempotent || error.is_connect() => Step::retry(unavailable(
                     format!("{}: {}", call.route, transport(&error)),
                 )),
@@ -349,16 +370,16 @@ impl DropboxStorage {
         let mut bearer = HeaderValue::from_str(&format!("Bearer {}", token.value.expose_secret()))
             .map_err(|_| StorageError::Other("access token unusable in a header".into()))?;
         bearer.set_sensitive(true);
-        let (base, timeout) = match call.host {
-            Host::Api => (&self.app.api_url, RPC_TIMEOUT),
-            Host::Content => (&self.app.content_url, CONTENT_TIMEOUT),
+        let base = match call.host {
+            Host::Api => &self.app.api_url,
+            Host::Content => &self.app.content_url,
         };
         let request = self
             .app
             .http
             .post(format!("{base}/2/{}", call.route))
             .header(AUTHORIZATION, bearer)
-            .timeout(timeout);
+            .timeout(call.bound.time);
         Ok(match call.host {
             Host::Api => request.json(call.arg),
             Host::Content => {
@@ -379,40 +400,38 @@ impl DropboxStorage {
         arg: &Value,
         idempotent: bool,
     ) -> Result<T, StorageError> {
-        let response = self
+        let body = self
             .send(Call {
                 host: Host::Api,
                 route,
                 arg,
                 body: None,
                 idempotent,
+                bound: self.app.limits.rpc,
             })
             .await?;
-        response
-            .json()
-            .await
-            .map_err(|_| StorageError::Unavailable(format!("{route}: unreadable answer")))
+        serde_json::from_slice(&body)
+            .map_err(|_| StorageError::Unavailable(format!("{route}: {}", BodyError::Malformed)))
     }
 
+    /// A call on the content host; `bound` says how long it may take and how
+    /// much of its answer is read.
     async fn content(
         &self,
         route: &'static str,
         arg: &Value,
         body: Option<Bytes>,
+        bound: Bound,
     ) -> Result<Bytes, StorageError> {
-        let response = self
-            .send(Call {
-                host: Host::Content,
-                route,
-                arg,
-                body,
-                idempotent: true,
-            })
-            .await?;
-        response
-            .bytes()
-            .await
-            .map_err(|error| StorageError::Unavailable(format!("{route}: {}", transport(&error))))
+        self.send(Call {
+            host: Host::Content,
+            route,
+            arg,
+            body,
+            idempotent: true,
+            bound,
+        })
+        .await
     }
 }
 
@@ -519,7 +538,8 @@ impl Storage for DropboxStorage {
 
     async fn download(&self, path: &str) -> Result<Bytes, StorageError> {
         let path = &clean_path(path)?;
-        self.content("files/download", &json!({"path": path}), None)
+        let bound = self.app.limits.download;
+        self.content("files/download", &json!({"path": path}), None, bound)
             .await
     }
 
@@ -529,7 +549,14 @@ impl Storage for DropboxStorage {
             return Err(StorageError::Other("file too large for one upload".into()));
         }
         let arg = json!({"path": path, "mode": "overwrite", "autorename": false, "mute": true, "strict_conflict": false});
-        self.content("files/upload", &arg, Some(bytes)).await?;
+        // The answer is the file's metadata; the upload itself may take the
+        // time of a download.
+        let bound = Bound {
+            bytes: self.app.limits.rpc.bytes,
+            ..self.app.limits.download
+        };
+        self.content("files/upload", &arg, Some(bytes), bound)
+            .await?;
         Ok(())
     }
 
@@ -581,7 +608,9 @@ impl Storage for DropboxStorage {
             "size": size.as_str(),
             "mode": "fitone_bestfit",
         });
-        self.content("files/get_thumbnail_v2", &arg, None).await
+        let bound = self.app.limits.thumbnail;
+        self.content("files/get_thumbnail_v2", &arg, None, bound)
+            .await
     }
 }
 
@@ -609,10 +638,11 @@ fn transport(error: &reqwest::Error) -> &'static str {
 
 /// The error of a 4xx answer other than 401 and 429. Dropbox's 409 bodies
 /// carry `error_summary` (`path/not_found/..`); 400 bodies are plain text,
-/// which is redacted (it may quote a header) and cut short.
-async fn refusal(response: reqwest::Response) -> StorageError {
+/// which is redacted (it may quote a header) and cut short. At most `limit`
+/// bytes are read; a body that cannot be read counts as empty.
+async fn refusal(response: reqwest::Response, limit: usize) -> StorageError {
     let status = response.status().as_u16();
-    let body = response.bytes().await.unwrap_or_default();
+    let body = bounded::read(response, limit).await.unwrap_or_default();
     let summary = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
         v.get("error_summary")
             .and_then(Value::as_str)

@@ -8,23 +8,22 @@ mod unprocessed;
 pub use credential_checks::{CredentialCheck, RecordedCheck};
 pub(crate) use unprocessed::until_processed;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextMut;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::{BoxError, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
+use aws_smithy_types::body::SdkBody;
+use http_body_util::Limited;
 
+use crate::bounded::{self, TableLimits};
 use crate::metrics::{self, Metric};
 
-/// A table call must not hold a request up for long: every tier above and
-/// below DynamoDB still works without it.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(4);
-const MAX_ATTEMPTS: u32 = 3;
 /// The codes with which DynamoDB refuses load rather than a request.
 const THROTTLING_CODES: [&str; 3] = [
     "ProvisionedThroughputExceededException",
@@ -82,24 +81,73 @@ impl DynamoError {
 }
 
 impl Table {
-    /// Connects to `name` with the AWS configuration of the environment, with
-    /// short timeouts and few retries.
+    /// Connects to `name` with the AWS configuration of the environment,
+    /// bounded by [`bounded::TABLE`]: short timeouts, few retries.
     pub async fn connect(name: &str) -> Table {
-        let config = aws_config::defaults(BehaviorVersion::latest())
+        let shared = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        Table::bounded(
+            aws_sdk_dynamodb::Config::from(&shared),
+            name,
+            &bounded::TABLE,
+        )
+    }
+
+    /// A handle on `name` through `config` (endpoint, region, credentials),
+    /// its calls bounded by `limits`: timeouts, tries, and the size of an
+    /// answer the SDK reads.
+    pub fn bounded(config: aws_sdk_dynamodb::Config, name: &str, limits: &TableLimits) -> Table {
+        let config = config
+            .to_builder()
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                    .operation_timeout(OPERATION_TIMEOUT)
+                    .connect_timeout(limits.connect)
+                    .operation_attempt_timeout(limits.attempt)
+                    .operation_timeout(limits.operation)
                     .build(),
             )
-            .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
-            .load()
-            .await;
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(limits.attempts)
+                    .with_initial_backoff(limits.backoff),
+            )
+            .interceptor(AnswerLimit(limits.bytes))
+            .build();
         Table {
-            client: Client::new(&config),
+            client: Client::from_conf(config),
             name: name.to_string(),
         }
+    }
+}
+
+/// Stops the SDK reading an answer past `.0` bytes: it reads every answer
+/// whole before looking at it, whatever its size.
+#[derive(Debug)]
+struct AnswerLimit(usize);
+
+impl Intercept for AnswerLimit {
+    fn name(&self) -> &'static str {
+        "AnswerLimit"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _config: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let limit = self.0;
+        let response = context.response_mut();
+        let declared = response
+            .headers()
+            .get("content-length")
+            .and_then(|length| length.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > u64::try_from(limit).unwrap_or(u64::MAX)) {
+            return Err(bounded::BodyError::TooLarge { limit }.into());
+        }
+        let body = std::mem::replace(response.body_mut(), SdkBody::taken());
+        *response.body_mut() =
+            body.map(move |body| SdkBody::from_body_1_x(Limited::new(body, limit)));
+        Ok(())
     }
 }
 
