@@ -43,6 +43,19 @@ pub(crate) struct Counter {
 }
 
 impl Counter {
+    /// The client's counter across tenants, and its counter on `tenant`.
+    fn pair(client: &str, tenant: &str) -> (Counter, Counter) {
+        let all = Counter {
+            client: client.to_string(),
+            tenant: None,
+        };
+        let one = Counter {
+            tenant: Some(tenant.to_string()),
+            ..all.clone()
+        };
+        (all, one)
+    }
+
     fn max(&self) -> u32 {
         match self.tenant {
             Some(_) => PER_TENANT,
@@ -68,14 +81,7 @@ impl FailureLimits {
 
     /// Starts an attempt by `client` on `tenant`.
     pub async fn begin(&self, client: &str, tenant: &str) -> Attempt {
-        let all = Counter {
-            client: client.to_string(),
-            tenant: None,
-        };
-        let one = Counter {
-            tenant: Some(tenant.to_string()),
-            ..all.clone()
-        };
+        let (all, one) = Counter::pair(client, tenant);
         let attempt = match self.count(&all).await {
             Attempt::Allowed => match self.count(&one).await {
                 Attempt::Allowed => Attempt::Allowed,
@@ -98,14 +104,7 @@ impl FailureLimits {
     /// The attempt succeeded: its count is taken back, and the client's
     /// failures on `tenant` are forgotten.
     pub async fn succeeded(&self, client: &str, tenant: &str) {
-        let all = Counter {
-            client: client.to_string(),
-            tenant: None,
-        };
-        let one = Counter {
-            tenant: Some(tenant.to_string()),
-            ..all.clone()
-        };
+        let (all, one) = Counter::pair(client, tenant);
         self.take_back(&all).await;
         self.forget(&one).await;
     }
