@@ -226,8 +226,16 @@ struct Clients {
     clock: Clock,
 }
 
+/// How long a tenant whose rebuild failed through an outage keeps its
+/// existing set without trying again: otherwise every request of the
+/// tenant would wait for the orchestrator's retries, and add to its load.
+pub const REBUILD_HOLD: Duration = Duration::from_secs(15);
+
 pub struct TenantRegistry {
     sets: Cache<String, Arc<TenantServices>>,
+    /// Tenants whose rebuild failed through an outage, and until when their
+    /// existing set is served without a new try.
+    held: Cache<String, SystemTime>,
     flights: SingleFlight<(String, String), Result<Arc<TenantServices>, ServicesError>>,
     source: Arc<ConfigSource>,
     ttl: Duration,
@@ -252,6 +260,7 @@ impl TenantRegistry {
                 .max_capacity(cache.tenant_max_size)
                 .time_to_live(cache.tenant_ttl.saturating_add(cache.max_stale))
                 .build(),
+            held: Cache::new(cache.tenant_max_size),
             flights: SingleFlight::default(),
             source,
             ttl: cache.tenant_ttl,
@@ -288,6 +297,14 @@ impl TenantRegistry {
             {
                 return Ok(set.clone());
             }
+            let now = self.clients.clock.now();
+            let held = self
+                .held
+                .get(&config.tenant)
+                .is_some_and(|until| now < until);
+            if held && set.config.within_max_stale(now, self.max_stale) {
+                return Ok(set.clone());
+            }
         }
         let key = (config.tenant.clone(), config.config_version.clone());
         let build = Self::build(
@@ -301,19 +318,20 @@ impl TenantRegistry {
             role: Role::Storage,
             kind: CredentialErrorKind::Unavailable,
         }));
+        let now = self.clients.clock.now();
         match result {
             Ok(set) => {
+                self.held.invalidate(&config.tenant);
                 self.sets.insert(config.tenant.clone(), set.clone());
                 Ok(set)
             }
             Err(error) if !error.kind.is_rejection() => match existing {
                 // An outage must not take down a tenant that was working.
-                Some(set)
-                    if set
-                        .config
-                        .within_max_stale(self.clients.clock.now(), self.max_stale) =>
-                {
+                Some(set) if set.config.within_max_stale(now, self.max_stale) => {
                     tracing::warn!(request_id, tenant = %config.tenant, %error, "keeping the existing services through an outage");
+                    if let Some(until) = now.checked_add(REBUILD_HOLD) {
+                        self.held.insert(config.tenant.clone(), until);
+                    }
                     Ok(set)
                 }
                 _ => Err(error),

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use publisher::tenant::REBUILD_HOLD;
 use publisher_tests::fake_orchestrator::{envelope_for, samples};
 use publisher_tests::harness::{
     fake_with_samples, get, orchestrated_app, router, send, settings, PRIMARY_TOKEN,
@@ -583,6 +584,20 @@ async fn working_tenants_survive_an_outage_while_their_services_are_rebuilt() {
         get(&web, VERMONT, "/api/config/features").await.status,
         StatusCode::OK
     );
+    // The failed rebuild is not tried again by every request meanwhile.
+    let tried = fake.credential_calls_for("ref-storage-vermont");
+    assert_eq!(
+        get(&web, VERMONT, "/api/config/features").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(fake.credential_calls_for("ref-storage-vermont"), tried);
+    // After the hold, it is.
+    app.clock.advance(REBUILD_HOLD);
+    assert_eq!(
+        get(&web, VERMONT, "/api/config/features").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(fake.credential_calls_for("ref-storage-vermont"), tried + 1);
 }
 
 #[tokio::test]
