@@ -599,10 +599,14 @@ mod properties {
             /// The parts a client chooses: any domain name with any port,
             /// any path and query of the characters a URI may hold. (Outside
             /// those, `lambda_http` panics while it builds the request:
-            /// see `docs/faults.md`.)
+            /// see `docs/faults.md`. A label `xn--…` is a domain name only
+            /// when the rest is valid punycode, so none is made here.)
             #[test]
             fn any_host_path_and_query_are_read(
-                host in "([a-zA-Z0-9-]{1,10}\\.){0,3}[a-zA-Z]{2,6}",
+                host in "([a-zA-Z0-9-]{1,10}\\.){0,3}[a-zA-Z]{2,6}".prop_filter(
+                    "no punycode label",
+                    |host| !host.split('.').any(|label| label.to_ascii_lowercase().starts_with("xn--")),
+                ),
                 port in prop::option::of(any::<u16>()),
                 path in "/[A-Za-z0-9._~!$&'()*+,;=:@/%-]{0,30}",
                 query in "[A-Za-z0-9._~!$&'()*+,;=:@/?%-]{0,30}",
