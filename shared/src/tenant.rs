@@ -15,7 +15,7 @@ use tokio::sync::OnceCell;
 
 use crate::ai::{tenant_prompts, AiClient, Pacer};
 use crate::bounded::Limits;
-use crate::cache::SingleFlight;
+use crate::cache::{OutageHold, SingleFlight};
 use crate::clock::Clock;
 use crate::config::{RuntimeConfig, StorageProvider};
 use crate::publishers::fetlife::Fetlife;
@@ -226,16 +226,11 @@ struct Clients {
     clock: Clock,
 }
 
-/// How long a tenant whose rebuild failed through an outage keeps its
-/// existing set without trying again: otherwise every request of the
-/// tenant would wait for the orchestrator's retries, and add to its load.
-pub const REBUILD_HOLD: Duration = Duration::from_secs(15);
-
 pub struct TenantRegistry {
     sets: Cache<String, Arc<TenantServices>>,
-    /// Tenants whose rebuild failed through an outage, and until when their
-    /// existing set is served without a new try.
-    held: Cache<String, SystemTime>,
+    /// Tenants whose rebuild failed through an outage: their existing set is
+    /// served without a new try for a while.
+    held: OutageHold,
     flights: SingleFlight<(String, String), Result<Arc<TenantServices>, ServicesError>>,
     source: Arc<ConfigSource>,
     ttl: Duration,
@@ -260,7 +255,7 @@ impl TenantRegistry {
                 .max_capacity(cache.tenant_max_size)
                 .time_to_live(cache.tenant_ttl.saturating_add(cache.max_stale))
                 .build(),
-            held: Cache::new(cache.tenant_max_size),
+            held: OutageHold::new(cache.tenant_max_size, clock.clone()),
             flights: SingleFlight::default(),
             source,
             ttl: cache.tenant_ttl,
@@ -297,12 +292,11 @@ impl TenantRegistry {
             {
                 return Ok(set.clone());
             }
-            let now = self.clients.clock.now();
-            let held = self
-                .held
-                .get(&config.tenant)
-                .is_some_and(|until| now < until);
-            if held && set.config.within_max_stale(now, self.max_stale) {
+            if self.held.is_held(&config.tenant)
+                && set
+                    .config
+                    .within_max_stale(self.clients.clock.now(), self.max_stale)
+            {
                 return Ok(set.clone());
             }
         }
@@ -318,20 +312,21 @@ impl TenantRegistry {
             role: Role::Storage,
             kind: CredentialErrorKind::Unavailable,
         }));
-        let now = self.clients.clock.now();
         match result {
             Ok(set) => {
-                self.held.invalidate(&config.tenant);
+                self.held.end(&config.tenant);
                 self.sets.insert(config.tenant.clone(), set.clone());
                 Ok(set)
             }
             Err(error) if !error.kind.is_rejection() => match existing {
                 // An outage must not take down a tenant that was working.
-                Some(set) if set.config.within_max_stale(now, self.max_stale) => {
+                Some(set)
+                    if set
+                        .config
+                        .within_max_stale(self.clients.clock.now(), self.max_stale) =>
+                {
                     tracing::warn!(request_id, tenant = %config.tenant, %error, "keeping the existing services through an outage");
-                    if let Some(until) = now.checked_add(REBUILD_HOLD) {
-                        self.held.insert(config.tenant.clone(), until);
-                    }
+                    self.held.start(&config.tenant);
                     Ok(set)
                 }
                 _ => Err(error),

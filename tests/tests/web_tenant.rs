@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use publisher::tenant::REBUILD_HOLD;
+use publisher::cache::OUTAGE_HOLD;
 use publisher_tests::fake_orchestrator::{envelope_for, samples};
 use publisher_tests::harness::{
     fake_with_samples, get, orchestrated_app, router, send, settings, PRIMARY_TOKEN,
@@ -306,6 +306,20 @@ async fn outage_serves_a_stale_copy_within_max_stale() {
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.json["publish_enabled"], true);
     assert_eq!(app.counters.snapshot()["runtime_stale_serve"], 1);
+    // Held through the outage: the next requests are served the copy at
+    // once, without asking the orchestrator again...
+    let asked = fake.runtime_calls();
+    for _ in 0..3 {
+        let answer = get(&web, VERMONT, "/api/config/features").await;
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+    assert_eq!(fake.runtime_calls(), asked);
+    assert_eq!(app.counters.snapshot()["runtime_stale_serve"], 4);
+    // ...until the hold is over.
+    app.clock.advance(OUTAGE_HOLD);
+    fake.set_outage(false);
+    get(&web, VERMONT, "/api/config/features").await;
+    assert_eq!(fake.runtime_calls(), asked + 1);
 }
 
 #[tokio::test]
@@ -592,7 +606,7 @@ async fn working_tenants_survive_an_outage_while_their_services_are_rebuilt() {
     );
     assert_eq!(fake.credential_calls_for("ref-storage-vermont"), tried);
     // After the hold, it is.
-    app.clock.advance(REBUILD_HOLD);
+    app.clock.advance(OUTAGE_HOLD);
     assert_eq!(
         get(&web, VERMONT, "/api/config/features").await.status,
         StatusCode::OK

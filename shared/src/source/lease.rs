@@ -57,6 +57,10 @@ impl Orchestrated {
                 }
                 Ok(Lease::Held { failed }) => {
                     if let Some(config) = stale {
+                        if failed {
+                            // The fleet's backoff: this instance's too.
+                            self.held.start(host);
+                        }
                         return Turn::Use(config);
                     }
                     if failed {

@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 use super::lease::Turn;
 use super::SourceError;
 use crate::cache::{
-    CredentialCache, CredentialKey, RuntimeCache, RuntimeEntry, RuntimeItem, RuntimeTier,
-    SingleFlight, TierError,
+    CredentialCache, CredentialKey, OutageHold, RuntimeCache, RuntimeEntry, RuntimeItem,
+    RuntimeTier, SingleFlight, TierError,
 };
 use crate::clock::Clock;
 use crate::config::{parse_envelope_with, ConfigError, Envelope, RuntimeConfig, RuntimeEnvelope};
@@ -26,6 +26,9 @@ pub struct Orchestrated {
     pub(super) base_domain: String,
     pub(super) runtime: RuntimeCache,
     runtime_flights: SingleFlight<String, Result<Arc<RuntimeConfig>, SourceError>>,
+    /// Hosts whose refresh just found an outage: their stale copy is served
+    /// without a new try for a while.
+    pub(super) held: OutageHold,
     /// The DynamoDB tier, when `PUBLISHER_TABLE` is set.
     pub(super) tier: Option<RuntimeTier>,
     /// How long a refresh may take: the lease other instances respect.
@@ -90,6 +93,7 @@ impl Orchestrated {
                 clock.clone(),
             ),
             runtime_flights: SingleFlight::default(),
+            held: OutageHold::new(cache.runtime_max_size, clock.clone()),
             tier: None,
             lease_window,
             lease_wait: settings.timeout,
@@ -139,6 +143,14 @@ impl Orchestrated {
             }
             Some(RuntimeEntry::Found(config)) if config.is_fresh(now) => {
                 self.counters.incr(Counter::RuntimeHit);
+                return Ok(config);
+            }
+            Some(RuntimeEntry::Found(config))
+                if self.held.is_held(host)
+                    && config.within_max_stale(now, self.cache.max_stale) =>
+            {
+                self.counters
+                    .incr_for(Counter::RuntimeStaleServe, &config.tenant);
                 return Ok(config);
             }
             _ => {}
@@ -279,6 +291,7 @@ impl Orchestrated {
                         config_version = %config.config_version,
                         "orchestrator unavailable; serving a stale runtime config"
                     );
+                    self.held.start(host);
                     Ok(config)
                 }
                 _ => Err(SourceError::Unavailable),
