@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use publisher::app::App;
+use publisher::cache::OUTAGE_HOLD;
 use publisher::clock::Clock;
 use publisher::metrics::Counter;
 use publisher_tests::harness::{get, router, settings};
@@ -337,11 +338,13 @@ async fn an_orchestrator_outage_serves_the_last_copy_until_it_is_back() {
     assert_eq!(stale.json["publish_enabled"], true);
     let photos = get(&web, VERMONT, "/api/images/list").await;
     assert_eq!(photos.json["count"], 6, "the tenant keeps working");
-    // Without a table each request tries the orchestrator, and serves stale.
+    // The first request tried the orchestrator; the second was held.
     assert_eq!(app.counters.get(Counter::RuntimeStaleServe), 2);
 
-    // Started again on its address: the next lookup gets the new file.
+    // Started again on its address: the first lookup after the outage hold
+    // gets the new file.
     let _restarted = start(dir, addr, None).await;
+    app.clock.advance(OUTAGE_HOLD);
     let recovered = get(&web, VERMONT, "/api/config/features").await;
     assert_eq!(
         recovered.json["publish_enabled"], false,
