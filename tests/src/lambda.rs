@@ -14,7 +14,7 @@
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -217,11 +217,36 @@ impl Watch {
     }
 }
 
-fn signal(pid: u32, signal: &str) {
+/// Sends `signal` to `target`: a pid, or `-<pgid>` for a process group.
+fn signal(target: &str, signal: &str) {
     let _ = Command::new("kill")
-        .args([signal, &pid.to_string()])
+        .args([signal, "--", target])
         .stderr(Stdio::null())
         .status();
+}
+
+/// `child`'s exit status, when it ends within `within`: polled, since std
+/// gives a child process no exit event to wait on with a deadline.
+fn exited_within(child: &mut Child, within: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Stops `child` through `target` (its pid, or its group): SIGTERM, then
+/// SIGKILL after `grace` whatever is left, then reaps it.
+fn stop(child: &mut Child, target: &str, grace: Duration) {
+    signal(target, "-TERM");
+    exited_within(child, grace);
+    signal(target, "-KILL");
+    let _ = child.wait();
 }
 
 /// `make <args>` in the workspace, as a user runs it: with the virtualenv
@@ -259,23 +284,14 @@ pub fn make(args: &[&str]) -> Output {
         .spawn()
         .unwrap_or_else(|e| panic!("make {args:?}: {e}"));
     let read = |path: &Path| std::fs::read(path).unwrap_or_default();
-    let deadline = Instant::now() + MAKE_DEADLINE;
-    let status = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", child.id())])
-                .status();
-            let _ = child.wait();
-            panic!(
-                "make {args:?} did not end within {} s:\n{}",
-                MAKE_DEADLINE.as_secs(),
-                String::from_utf8_lossy(&read(&err))
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let Some(status) = exited_within(&mut child, MAKE_DEADLINE) else {
+        signal(&format!("-{}", child.id()), "-KILL");
+        let _ = child.wait();
+        panic!(
+            "make {args:?} did not end within {} s:\n{}",
+            MAKE_DEADLINE.as_secs(),
+            String::from_utf8_lossy(&read(&err))
+        );
     };
     Output {
         status,
@@ -384,32 +400,14 @@ impl Drop for MakeRun {
     fn drop(&mut self) {
         // The group's id is the child's: `process_group(0)`.
         let group = format!("-{}", self.child.id());
-        let kill = |signal: &str| {
-            let _ = Command::new("kill")
-                .args([signal, "--", &group])
-                .stderr(Stdio::null())
-                .status();
-        };
-        kill("-TERM");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        kill("-KILL");
-        let _ = self.child.wait();
+        stop(&mut self.child, &group, Duration::from_secs(10));
     }
 }
 
 impl Drop for Watch {
     fn drop(&mut self) {
         self.stop_functions();
-        // A graceful stop first, then SIGKILL.
-        signal(self.child.id(), "-TERM");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let pid = self.child.id().to_string();
+        stop(&mut self.child, &pid, Duration::from_secs(5));
     }
 }
