@@ -286,13 +286,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_trickle_is_cut_off_by_the_time_limit() {
+        // The limit leaves a loaded machine ample time for the headers; the
+        // body, a byte every 1.5 s, needs 7.5 s.
         let url = serve(
             "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n",
             vec![b"a", b"b", b"c", b"d", b"e"],
-            Duration::from_millis(400),
+            Duration::from_millis(1500),
         )
         .await;
-        let response = get(&url, Duration::from_millis(500)).await;
+        let response = get(&url, Duration::from_secs(2)).await;
         let error = read(response, MIB).await.unwrap_err();
         assert_eq!(error, BodyError::Timeout);
         assert!(error.is_transient());
