@@ -130,7 +130,7 @@ pub enum Metric<'a> {
     RuntimeFromOrchestrator,
     /// One logical orchestrator call (its retries included): how long it
     /// took and, when it failed, why (`forbidden`, `rejected`,
-    /// `unavailable`, `invalid_response`).
+    /// `unreachable`, `unavailable`, `invalid_response`).
     OrchestratorCall {
         call: &'static str,
         latency: Duration,

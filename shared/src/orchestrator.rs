@@ -10,6 +10,7 @@ use reqwest::{RequestBuilder, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::bounded;
+use crate::cache::OutageHold;
 use crate::clock::Clock;
 use crate::config::Envelope;
 use crate::metrics::{self, Counter, Counters, Metric};
@@ -37,8 +38,13 @@ pub enum OrchestratorError {
     Forbidden,
     #[error("orchestrator rejected the request with status {0}")]
     Rejected(u16),
+    /// Error statuses (5xx) to the last try, or an answer too large.
     #[error("orchestrator unavailable: {0}")]
     Unavailable(String),
+    /// No answer to the last try (no connection, none in time, cut off) or
+    /// throttled: the orchestrator is out of reach for every host, not one.
+    #[error("orchestrator unreachable: {0}")]
+    Unreachable(String),
     #[error("orchestrator sent an unreadable answer")]
     InvalidResponse,
 }
@@ -51,6 +57,7 @@ impl OrchestratorError {
             Self::Forbidden => "forbidden",
             Self::Rejected(_) => "rejected",
             Self::Unavailable(_) => "unavailable",
+            Self::Unreachable(_) => "unreachable",
             Self::InvalidResponse => "invalid_response",
         }
     }
@@ -60,12 +67,22 @@ impl OrchestratorError {
         match self {
             Self::NotFound => CredentialErrorKind::NotFound,
             Self::Forbidden => CredentialErrorKind::Unauthorized,
-            Self::Rejected(_) | Self::Unavailable(_) | Self::InvalidResponse => {
-                CredentialErrorKind::Unavailable
-            }
+            Self::Rejected(_)
+            | Self::Unavailable(_)
+            | Self::Unreachable(_)
+            | Self::InvalidResponse => CredentialErrorKind::Unavailable,
         }
     }
+
+    /// Whether the failure stands for every call of this process: no answer,
+    /// throttled, or every service token refused.
+    fn is_out_of_reach(&self) -> bool {
+        matches!(self, Self::Unreachable(_) | Self::Forbidden)
+    }
 }
+
+/// The key of the orchestrator's own [`OutageHold`].
+const ORCHESTRATOR: &str = "orchestrator";
 
 pub struct OrchestratorClient {
     http: reqwest::Client,
@@ -81,6 +98,9 @@ pub struct OrchestratorClient {
     counters: Arc<Counters>,
     /// The warmup's ceiling on calls per second (off elsewhere).
     throttle: Throttle,
+    /// Held after a call found the orchestrator out of reach, until a call
+    /// gets an answer.
+    out_of_reach: OutageHold,
 }
 
 impl OrchestratorClient {
@@ -102,9 +122,19 @@ impl OrchestratorClient {
             timeout: settings.timeout,
             retry: retry_policy(settings.max_attempts),
             throttle: Throttle::new(clock.clone()),
+            out_of_reach: OutageHold::new(1, clock.clone()),
             clock,
             counters,
         }
+    }
+
+    /// Whether a caller that has something to fall back on (a stale copy,
+    /// the services it has) should use it instead of calling: true for a
+    /// while after a call found the orchestrator out of reach, except for the
+    /// one caller due to try again. Every host's first request of an outage
+    /// then costs no retries, not only each host's second.
+    pub fn is_out_of_reach(&self) -> bool {
+        self.out_of_reach.is_held(ORCHESTRATOR)
     }
 
     /// The pace of this process's calls (the warmup sets a rate).
@@ -212,6 +242,11 @@ impl OrchestratorClient {
             }
         }
         let outcome = finished.result;
+        match &outcome {
+            Ok(_) => self.out_of_reach.end(ORCHESTRATOR),
+            Err(error) if error.is_out_of_reach() => self.out_of_reach.start(ORCHESTRATOR),
+            Err(_) => {}
+        }
         metrics::record(Metric::OrchestratorCall {
             call,
             latency: started.elapsed(),
@@ -243,7 +278,7 @@ impl OrchestratorClient {
         request_id: &str,
         build: &impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Finished<(StatusCode, bytes::Bytes), OrchestratorError> {
-        let unavailable = |reason: String| Step::retry(OrchestratorError::Unavailable(reason));
+        let unreachable = |reason: String| Step::retry(OrchestratorError::Unreachable(reason));
         retry::run(&self.retry, &self.clock, |_| async move {
             self.throttle.wait_turn().await;
             let request = build(&self.http)
@@ -259,30 +294,28 @@ impl OrchestratorClient {
                 }
                 Ok(response) if is_transient(response.status()) => {
                     let after = retry::retry_after(response.headers(), self.clock.now());
-                    if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                    let reason = format!("status {}", response.status().as_u16());
+                    let error = if response.status() == StatusCode::TOO_MANY_REQUESTS {
                         metrics::record(Metric::OrchestratorThrottled { call });
                         // Every later call waits too, not only this one's retry.
                         self.throttle.hold(after.unwrap_or(self.retry.base));
-                    }
-                    Step::Retry {
-                        error: OrchestratorError::Unavailable(format!(
-                            "status {}",
-                            response.status().as_u16()
-                        )),
-                        after,
-                    }
+                        OrchestratorError::Unreachable(reason)
+                    } else {
+                        OrchestratorError::Unavailable(reason)
+                    };
+                    Step::Retry { error, after }
                 }
                 Ok(response) => {
                     let status = response.status();
                     match bounded::read(response, bounded::ORCHESTRATOR_BYTES).await {
                         Ok(body) => Step::Done((status, body)),
                         // Cut off or timed out: another try may get it whole.
-                        Err(e) if e.is_transient() => unavailable(e.to_string()),
+                        Err(e) if e.is_transient() => unreachable(e.to_string()),
                         // Too large: the same again on another try.
                         Err(e) => Step::Fail(OrchestratorError::Unavailable(e.to_string())),
                     }
                 }
-                Err(e) => unavailable(transport_reason(&e)),
+                Err(e) => unreachable(transport_reason(&e)),
             }
         })
         .await
@@ -328,9 +361,25 @@ mod tests {
             OrchestratorError::Forbidden.credential_kind(),
             CredentialErrorKind::Unauthorized
         );
-        assert_eq!(
-            OrchestratorError::Unavailable("x".into()).credential_kind(),
-            CredentialErrorKind::Unavailable
-        );
+        for error in [
+            OrchestratorError::Unavailable("x".into()),
+            OrchestratorError::Unreachable("x".into()),
+        ] {
+            assert_eq!(error.credential_kind(), CredentialErrorKind::Unavailable);
+        }
+    }
+
+    #[test]
+    fn only_a_failure_of_every_call_is_out_of_reach() {
+        assert!(OrchestratorError::Unreachable("timeout".into()).is_out_of_reach());
+        assert!(OrchestratorError::Forbidden.is_out_of_reach());
+        for error in [
+            OrchestratorError::Unavailable("status 500".into()),
+            OrchestratorError::Rejected(400),
+            OrchestratorError::InvalidResponse,
+            OrchestratorError::NotFound,
+        ] {
+            assert!(!error.is_out_of_reach(), "{error}");
+        }
     }
 }

@@ -292,10 +292,10 @@ impl TenantRegistry {
             {
                 return Ok(set.clone());
             }
-            if self.held.is_held(&config.tenant)
-                && set
-                    .config
-                    .within_max_stale(self.clients.clock.now(), self.max_stale)
+            if set
+                .config
+                .within_max_stale(self.clients.clock.now(), self.max_stale)
+                && (self.held.is_held(&config.tenant) || self.source.is_out_of_reach())
             {
                 return Ok(set.clone());
             }

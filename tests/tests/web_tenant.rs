@@ -1,12 +1,14 @@
 //! The web function's tenant pipeline against a fake orchestrator over real
 //! HTTP: host rules, lookups, tokens, caching, stale serving, credentials.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use publisher::app::App;
 use publisher::cache::OUTAGE_HOLD;
-use publisher_tests::fake_orchestrator::{envelope_for, samples};
+use publisher_tests::fake_orchestrator::{envelope_for, samples, FakeOrchestrator};
 use publisher_tests::harness::{
     fake_with_samples, get, orchestrated_app, router, send, settings, PRIMARY_TOKEN,
 };
@@ -320,6 +322,87 @@ async fn outage_serves_a_stale_copy_within_max_stale() {
     fake.set_outage(false);
     get(&web, VERMONT, "/api/config/features").await;
     assert_eq!(fake.runtime_calls(), asked + 1);
+}
+
+/// Vermont and maple (both v2, TTL 1 s) served once, then their copies stale.
+async fn two_stale_hosts() -> (FakeOrchestrator, Arc<App>, axum::Router) {
+    let fake = fake_with_samples().await;
+    fake.put_runtime(VERMONT, with_ttl(1));
+    fake.put_runtime(MAPLE, envelope_for("maple", &with_ttl(1)));
+    let app = orchestrated_app(
+        &fake,
+        &[
+            ("RUNTIME_CONFIG_MAX_STALE_SECONDS", "600"),
+            ("ORCHESTRATOR_MAX_ATTEMPTS", "1"),
+        ],
+    );
+    let web = router(&app);
+    for host in [VERMONT, MAPLE] {
+        assert_eq!(
+            get(&web, host, "/api/config/features").await.status,
+            StatusCode::OK
+        );
+    }
+    app.clock.advance(Duration::from_millis(1100));
+    (fake, app, web)
+}
+
+#[tokio::test]
+async fn an_orchestrator_out_of_reach_holds_every_host_with_a_copy() {
+    let (fake, app, web) = two_stale_hosts().await;
+    // Throttled: out of reach for this process, not for one host.
+    fake.fail_next_runtime(1000, 429, None);
+    assert_eq!(
+        get(&web, VERMONT, "/api/config/features").await.status,
+        StatusCode::OK
+    );
+    let asked = fake.runtime_calls();
+    assert_eq!(
+        get(&web, MAPLE, "/api/config/features").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        fake.runtime_calls(),
+        asked,
+        "maple's copy served without a call"
+    );
+    // After the hold, one request tries again; the others keep their copies.
+    app.clock.advance(OUTAGE_HOLD);
+    assert_eq!(
+        get(&web, MAPLE, "/api/config/features").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(fake.runtime_calls(), asked + 1);
+    assert_eq!(
+        get(&web, VERMONT, "/api/config/features").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(fake.runtime_calls(), asked + 1);
+    assert_eq!(app.counters.snapshot()["runtime_stale_serve"], 4);
+    // Back: the next try's answer ends the hold for every host.
+    fake.fail_next_runtime(0, 429, None);
+    app.clock.advance(OUTAGE_HOLD);
+    get(&web, VERMONT, "/api/config/features").await;
+    assert_eq!(fake.runtime_calls(), asked + 2);
+    get(&web, MAPLE, "/api/config/features").await;
+    assert_eq!(fake.runtime_calls(), asked + 3);
+    assert_eq!(app.counters.snapshot()["runtime_stale_serve"], 4);
+}
+
+#[tokio::test]
+async fn one_host_answered_500_holds_that_host_only() {
+    let (fake, app, web) = two_stale_hosts().await;
+    fake.fail_next_runtime(1, 500, None);
+    assert_eq!(
+        get(&web, VERMONT, "/api/config/features").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(app.counters.snapshot()["runtime_stale_serve"], 1);
+    let asked = fake.runtime_calls();
+    // The orchestrator answered: maple asks for its own config.
+    get(&web, MAPLE, "/api/config/features").await;
+    assert_eq!(fake.runtime_calls(), asked + 1);
+    assert_eq!(app.counters.snapshot()["runtime_stale_serve"], 1);
 }
 
 #[tokio::test]

@@ -3,9 +3,13 @@
 //! at once instead of each waiting for the retries of a service that is
 //! down: an outage costs one slow request per key and hold, not one per
 //! request, and the service that is down is not called by every request.
+//! When a hold runs out, one caller tries again while the others keep
+//! being held, so a service still down costs one slow request per hold, not
+//! a burst of them.
 
 use std::time::{Duration, SystemTime};
 
+use moka::ops::compute::Op;
 use moka::sync::Cache;
 
 use crate::clock::Clock;
@@ -39,10 +43,28 @@ impl OutageHold {
         self.until.invalidate(key);
     }
 
+    /// Whether the caller should do without `key`'s service for now. A key
+    /// whose hold ran out is held again at once, and this one caller is
+    /// told to try: [`start`](Self::start) or [`end`](Self::end) with
+    /// its outcome. A try that ends neither way leaves the others held for
+    /// one more [`OUTAGE_HOLD`].
     pub fn is_held(&self, key: &str) -> bool {
+        let now = self.clock.now();
+        let mut held = false;
         self.until
-            .get(key)
-            .is_some_and(|until| self.clock.now() < until)
+            .entry_by_ref(key)
+            .and_compute_with(|entry| match entry {
+                Some(entry) if now < *entry.value() => {
+                    held = true;
+                    Op::Nop
+                }
+                Some(_) => match now.checked_add(OUTAGE_HOLD) {
+                    Some(until) => Op::Put(until),
+                    None => Op::Remove,
+                },
+                None => Op::Nop,
+            });
+        held
     }
 }
 
@@ -61,9 +83,30 @@ mod tests {
         clock.advance(OUTAGE_HOLD - Duration::from_millis(1));
         assert!(hold.is_held("a"));
         clock.advance(Duration::from_millis(1));
+        assert!(!hold.is_held("a"), "the first caller after the hold tries");
+        assert!(hold.is_held("a"), "the others wait for its outcome");
+        assert!(hold.is_held("a"));
+        hold.end("a");
+        assert!(!hold.is_held("a"));
+        assert!(!hold.is_held("a"));
+    }
+
+    #[test]
+    fn a_failed_try_holds_again_and_a_lost_one_for_one_hold() {
+        let clock = Clock::manual_now();
+        let hold = OutageHold::new(10, clock.clone());
+        hold.start("a");
+        clock.advance(OUTAGE_HOLD);
         assert!(!hold.is_held("a"));
         hold.start("a");
-        hold.end("a");
+        clock.advance(OUTAGE_HOLD - Duration::from_millis(1));
+        assert!(hold.is_held("a"), "held from the failed try on");
+        clock.advance(Duration::from_millis(1));
+        // This try never reports: the others are held for one more hold.
+        assert!(!hold.is_held("a"));
+        clock.advance(OUTAGE_HOLD - Duration::from_millis(1));
+        assert!(hold.is_held("a"));
+        clock.advance(Duration::from_millis(1));
         assert!(!hold.is_held("a"));
     }
 }

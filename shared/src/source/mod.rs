@@ -81,6 +81,14 @@ impl ConfigSource {
         }
     }
 
+    /// Whether the orchestrator is out of reach for now
+    /// ([`crate::orchestrator::OrchestratorClient::is_out_of_reach`]); never
+    /// when standalone.
+    pub fn is_out_of_reach(&self) -> bool {
+        self.orchestrated()
+            .is_some_and(|o| o.client.is_out_of_reach())
+    }
+
     /// The configuration of a validated, normalized host.
     pub async fn runtime_config(
         &self,

@@ -146,8 +146,8 @@ impl Orchestrated {
                 return Ok(config);
             }
             Some(RuntimeEntry::Found(config))
-                if self.held.is_held(host)
-                    && config.within_max_stale(now, self.cache.max_stale) =>
+                if config.within_max_stale(now, self.cache.max_stale)
+                    && (self.held.is_held(host) || self.client.is_out_of_reach()) =>
             {
                 self.counters
                     .incr_for(Counter::RuntimeStaleServe, &config.tenant);
@@ -355,6 +355,7 @@ impl Orchestrated {
             fetched_at.checked_add(ttl).unwrap_or(fetched_at),
         ));
         self.runtime.insert(host, config.clone());
+        self.held.end(host);
         let replaced = match &self.tier {
             Some(tier) => {
                 if clear_marker {
