@@ -129,10 +129,11 @@ impl OrchestratorClient {
     }
 
     /// Whether a caller that has something to fall back on (a stale copy,
-    /// the services it has) should use it instead of calling: true for a
-    /// while after a call found the orchestrator out of reach, except for the
-    /// one caller due to try again. Every host's first request of an outage
-    /// then costs no retries, not only each host's second.
+    /// the services it has) should use it instead of calling: true from the
+    /// moment an attempt finds the orchestrator out of reach until an answer
+    /// comes, or for 15 s after the last such attempt, except for the one
+    /// caller due to try again. Every host's first request of an outage then
+    /// costs no retries, not only each host's second.
     pub fn is_out_of_reach(&self) -> bool {
         self.out_of_reach.is_held(ORCHESTRATOR)
     }
@@ -278,7 +279,13 @@ impl OrchestratorClient {
         request_id: &str,
         build: &impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Finished<(StatusCode, bytes::Bytes), OrchestratorError> {
-        let unreachable = |reason: String| Step::retry(OrchestratorError::Unreachable(reason));
+        // An attempt that finds the orchestrator out of reach holds it at
+        // once: requests arriving during this call's retries serve their
+        // copies instead of each starting retries of their own.
+        let unreachable = |reason: String| {
+            self.out_of_reach.start(ORCHESTRATOR);
+            OrchestratorError::Unreachable(reason)
+        };
         retry::run(&self.retry, &self.clock, |_| async move {
             self.throttle.wait_turn().await;
             let request = build(&self.http)
@@ -299,7 +306,7 @@ impl OrchestratorClient {
                         metrics::record(Metric::OrchestratorThrottled { call });
                         // Every later call waits too, not only this one's retry.
                         self.throttle.hold(after.unwrap_or(self.retry.base));
-                        OrchestratorError::Unreachable(reason)
+                        unreachable(reason)
                     } else {
                         OrchestratorError::Unavailable(reason)
                     };
@@ -310,12 +317,12 @@ impl OrchestratorClient {
                     match bounded::read(response, bounded::ORCHESTRATOR_BYTES).await {
                         Ok(body) => Step::Done((status, body)),
                         // Cut off or timed out: another try may get it whole.
-                        Err(e) if e.is_transient() => unreachable(e.to_string()),
+                        Err(e) if e.is_transient() => Step::retry(unreachable(e.to_string())),
                         // Too large: the same again on another try.
                         Err(e) => Step::Fail(OrchestratorError::Unavailable(e.to_string())),
                     }
                 }
-                Err(e) => unreachable(transport_reason(&e)),
+                Err(e) => Step::retry(unreachable(transport_reason(&e))),
             }
         })
         .await

@@ -145,20 +145,36 @@ impl Drop for Web {
 }
 
 impl Web {
-    fn rss_kb(&self) -> u64 {
-        rss_kb(self.child.id())
+    fn rss(&self) -> Rss {
+        Rss::of(self.child.id())
     }
 }
 
-/// The resident set of process `pid`, in kB (0 when it cannot be read).
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kb| kb.parse().ok())
-        .unwrap_or(0)
+/// The resident set of a process in kB (0 when it cannot be read): in all,
+/// and the part of it that is heap and stacks rather than the binary's and
+/// libraries' pages, which grow as code runs for the first time.
+#[derive(Clone, Copy)]
+struct Rss {
+    total: u64,
+    anon: u64,
+}
+
+impl Rss {
+    fn of(pid: u32) -> Rss {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|kb| kb.parse().ok())
+                .unwrap_or(0)
+        };
+        Rss {
+            total: field("VmRSS:"),
+            anon: field("RssAnon:"),
+        }
+    }
 }
 
 /// What the conductor switches.
@@ -219,7 +235,11 @@ async fn conduct(c: Conductor, schedule: Schedule, started: Instant) -> Vec<Stri
             );
         }
         if at >= next_sample {
-            samples.push(format!("{}s {} kB", next_sample.as_secs(), rss_kb(c.pid)));
+            samples.push(format!(
+                "{}s {} kB",
+                next_sample.as_secs(),
+                Rss::of(c.pid).total
+            ));
             next_sample += RSS_EVERY;
         }
     }
@@ -353,7 +373,7 @@ async fn main() -> ExitCode {
         assert!(Instant::now() < deadline, "the web process did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let rss_launch = web.rss_kb();
+    let rss_launch = web.rss().total;
 
     // Warm-up: every tenant once on every route, so each has a copy.
     for n in 0..TENANTS {
@@ -368,10 +388,11 @@ async fn main() -> ExitCode {
             assert_eq!(answer, 200, "warm-up {} {}", host(n), route(k));
         }
     }
-    let rss_start = web.rss_kb();
+    let rss_start = web.rss();
     println!(
-        "soak: {} s at {rate} requests/s over {TENANTS} tenants; web RSS {rss_launch} kB at launch, {rss_start} kB after the warm-up",
-        duration.as_secs()
+        "soak: {} s at {rate} requests/s over {TENANTS} tenants; web RSS {rss_launch} kB at launch, {} kB after the warm-up",
+        duration.as_secs(),
+        rss_start.total
     );
 
     let records = Arc::new(Mutex::new(Vec::new()));
@@ -427,7 +448,7 @@ async fn main() -> ExitCode {
     }
     // Let the process settle (idle connections, caches) before the last look.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_end = web.rss_kb();
+    let rss_end = web.rss();
     let samples = conductor.await.unwrap_or_default();
     println!(
         "web RSS every {} s: {}",
@@ -462,7 +483,7 @@ fn rotate(orchestrator: &FakeOrchestrator, dropbox: &FakeDropbox) {
 }
 
 /// Prints the numbers; `true` when an expectation failed.
-fn report(records: &[Record], rss_start: u64, rss_end: u64, web: &Web, duration: Duration) -> bool {
+fn report(records: &[Record], rss_start: Rss, rss_end: Rss, web: &Web, duration: Duration) -> bool {
     let mut by_phase: BTreeMap<Phase, (BTreeMap<u16, usize>, Vec<Duration>)> = BTreeMap::new();
     let mut all = Vec::new();
     for record in records {
@@ -509,8 +530,13 @@ fn report(records: &[Record], rss_start: u64, rss_end: u64, web: &Web, duration:
         rotated.len(),
         rotated.iter().filter(|r| r.status != 200).count()
     );
-    let growth = rss_end as i64 - rss_start as i64;
-    println!("web RSS: {rss_start} kB after the warm-up, {rss_end} kB at the end ({growth:+} kB)");
+    let growth = rss_end.total as i64 - rss_start.total as i64;
+    println!(
+        "web RSS: {} kB after the warm-up, {} kB at the end ({growth:+} kB; heap and stacks {:+} kB)",
+        rss_start.total,
+        rss_end.total,
+        rss_end.anon as i64 - rss_start.anon as i64
+    );
     let output = std::fs::read_to_string(&web.log).unwrap_or_default();
     let panics = output.matches("panicked").count();
     println!(

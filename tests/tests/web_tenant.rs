@@ -390,6 +390,27 @@ async fn an_orchestrator_out_of_reach_holds_every_host_with_a_copy() {
 }
 
 #[tokio::test]
+async fn a_retry_that_gets_through_holds_no_host() {
+    let fake = fake_with_samples().await;
+    fake.put_runtime(VERMONT, with_ttl(1));
+    fake.put_runtime(MAPLE, envelope_for("maple", &with_ttl(1)));
+    let app = orchestrated_app(&fake, &[("ORCHESTRATOR_MAX_ATTEMPTS", "2")]);
+    let web = router(&app);
+    get(&web, MAPLE, "/api/config/features").await;
+    app.clock.advance(Duration::from_millis(1100));
+    fake.fail_next_runtime(1, 429, None);
+    get(&web, VERMONT, "/api/config/features").await;
+    let asked = fake.runtime_calls();
+    get(&web, MAPLE, "/api/config/features").await;
+    assert_eq!(
+        fake.runtime_calls(),
+        asked + 1,
+        "maple's stale copy is refreshed"
+    );
+    assert_eq!(app.counters.snapshot()["runtime_stale_serve"], 0);
+}
+
+#[tokio::test]
 async fn one_host_answered_500_holds_that_host_only() {
     let (fake, app, web) = two_stale_hosts().await;
     fake.fail_next_runtime(1, 500, None);
