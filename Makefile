@@ -190,8 +190,10 @@ EMULATOR := --invoke-address 127.0.0.1 --invoke-port $(WATCH_PORT)
 watch: venv
 	@$(call scratch_photos,$(WATCH_DIR)); \
 	if [ "$(TENANTS)" = 1 ]; then \
+	  $(new_password); \
 	  echo "make watch: the tenants of make run-tenants (orchestrator http://127.0.0.1:$(ORCHESTRATOR_PORT))"; \
-	  $(tenants_env) $(CARGO_LAMBDA) watch $(EMULATOR); \
+	  echo "  Admin password:  $$password"; \
+	  $(tenants_env) $(login_env) $(CARGO_LAMBDA) watch $(EMULATOR); \
 	elif [ -f "$(WATCH_ENV)" ]; then \
 	  echo "make watch: variables from $(WATCH_ENV)"; \
 	  $(CARGO_LAMBDA) watch $(EMULATOR) --env-file "$(WATCH_ENV)"; \
