@@ -210,7 +210,10 @@ async fn make_run_tenants_shows_two_tenants_and_make_invoke_warmup_fills_its_tab
     let web = answered(&make(&args(&with("invoke-web"))), &watch.output());
     let body: Value = serde_json::from_str(web["body"].as_str().expect("a body")).expect("JSON");
     assert_eq!(body["publish_enabled"], true, "{web}");
-    assert_eq!(body["auth_mode"], "password", "the login of make watch: {web}");
+    assert_eq!(
+        body["auth_mode"], "password",
+        "the login of make watch: {web}"
+    );
     assert!(watch.output().contains("Admin password:"));
     assert_eq!(lookups(&tenants.output()), before, "served from the table");
     let publish = answered(&make(&args(&with("invoke-publish"))), &watch.output());
