@@ -324,8 +324,9 @@ async fn outage_serves_a_stale_copy_within_max_stale() {
     assert_eq!(fake.runtime_calls(), asked + 1);
 }
 
-/// Vermont and maple (both v2, TTL 1 s) served once, then their copies stale.
-async fn two_stale_hosts() -> (FakeOrchestrator, Arc<App>, axum::Router) {
+/// Vermont and maple (both v2, TTL 1 s) served once, then their copies
+/// stale; `attempts` tries per orchestrator call.
+async fn two_stale_hosts(attempts: &str) -> (FakeOrchestrator, Arc<App>, axum::Router) {
     let fake = fake_with_samples().await;
     fake.put_runtime(VERMONT, with_ttl(1));
     fake.put_runtime(MAPLE, envelope_for("maple", &with_ttl(1)));
@@ -333,7 +334,7 @@ async fn two_stale_hosts() -> (FakeOrchestrator, Arc<App>, axum::Router) {
         &fake,
         &[
             ("RUNTIME_CONFIG_MAX_STALE_SECONDS", "600"),
-            ("ORCHESTRATOR_MAX_ATTEMPTS", "1"),
+            ("ORCHESTRATOR_MAX_ATTEMPTS", attempts),
         ],
     );
     let web = router(&app);
@@ -349,7 +350,7 @@ async fn two_stale_hosts() -> (FakeOrchestrator, Arc<App>, axum::Router) {
 
 #[tokio::test]
 async fn an_orchestrator_out_of_reach_holds_every_host_with_a_copy() {
-    let (fake, app, web) = two_stale_hosts().await;
+    let (fake, app, web) = two_stale_hosts("1").await;
     // Throttled: out of reach for this process, not for one host.
     fake.fail_next_runtime(1000, 429, None);
     assert_eq!(
@@ -391,13 +392,7 @@ async fn an_orchestrator_out_of_reach_holds_every_host_with_a_copy() {
 
 #[tokio::test]
 async fn a_retry_that_gets_through_holds_no_host() {
-    let fake = fake_with_samples().await;
-    fake.put_runtime(VERMONT, with_ttl(1));
-    fake.put_runtime(MAPLE, envelope_for("maple", &with_ttl(1)));
-    let app = orchestrated_app(&fake, &[("ORCHESTRATOR_MAX_ATTEMPTS", "2")]);
-    let web = router(&app);
-    get(&web, MAPLE, "/api/config/features").await;
-    app.clock.advance(Duration::from_millis(1100));
+    let (fake, app, web) = two_stale_hosts("2").await;
     fake.fail_next_runtime(1, 429, None);
     get(&web, VERMONT, "/api/config/features").await;
     let asked = fake.runtime_calls();
@@ -412,7 +407,7 @@ async fn a_retry_that_gets_through_holds_no_host() {
 
 #[tokio::test]
 async fn one_host_answered_500_holds_that_host_only() {
-    let (fake, app, web) = two_stale_hosts().await;
+    let (fake, app, web) = two_stale_hosts("1").await;
     fake.fail_next_runtime(1, 500, None);
     assert_eq!(
         get(&web, VERMONT, "/api/config/features").await.status,
