@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
 use publisher::app::App;
+use publisher::cache::OUTAGE_HOLD;
 use publisher::clock::Clock;
 use publisher::metrics::Counter;
 use publisher::source::SourceError;
@@ -21,6 +22,8 @@ use publisher_tests::tables::{
 use serde_json::{json, Value};
 
 const VERMONT: &str = "vermont.shibari.photo";
+const MAPLE: &str = "maple.shibari.photo";
+const PINE: &str = "pine.shibari.photo";
 const TABLE: &str = "publisher-test";
 const FAST_FAIL: (&str, &str) = ("ORCHESTRATOR_MAX_ATTEMPTS", "1");
 
@@ -219,6 +222,26 @@ async fn an_unreachable_table_never_fails_a_request() {
         "read and write-back"
     );
     assert_eq!(fake.runtime_calls(), 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_table_is_skipped_until_the_hold_is_over() {
+    let fake = fake_with_samples().await;
+    let closed = format!("http://127.0.0.1:{}", publisher_tests::moto::free_port());
+    let (table, calls) = table_at(&closed, TABLE);
+    let app = app_on_table(&fake, Some(table), &[]);
+    assert_eq!(features(&app, VERMONT).await.0, StatusCode::OK);
+    let tried = calls.get();
+    assert!(tried >= 1);
+    // Maple's lookup goes to the orchestrator without trying the table.
+    assert_eq!(features(&app, MAPLE).await.0, StatusCode::OK);
+    assert_eq!(calls.get(), tried);
+    assert_eq!(fake.runtime_calls(), 2);
+    // After the hold, the next lookup tries the table again.
+    app.clock.advance(OUTAGE_HOLD);
+    fake.seed_tenant(PINE, "pine", &samples().1);
+    assert_eq!(features(&app, PINE).await.0, StatusCode::OK);
+    assert!(calls.get() > tried);
 }
 
 #[tokio::test]

@@ -69,6 +69,16 @@ pub enum TierError {
     Malformed(&'static str),
 }
 
+impl TierError {
+    /// Whether the table is out of reach ([`DynamoError::is_out_of_reach`]).
+    pub fn is_out_of_reach(&self) -> bool {
+        match self {
+            TierError::Call(error) => error.is_out_of_reach(),
+            TierError::Malformed(_) => false,
+        }
+    }
+}
+
 pub struct RuntimeTier {
     table: Table,
     /// Identifies this instance as a lease holder.

@@ -20,6 +20,9 @@ use crate::secrets::{Credential, CredentialErrorKind};
 use crate::settings::{CacheSettings, OrchestratorSettings};
 use crate::table::Table;
 
+/// The key of the table's own [`OutageHold`].
+const TABLE: &str = "table";
+
 pub struct Orchestrated {
     pub(super) client: OrchestratorClient,
     pub(super) cache: CacheSettings,
@@ -31,6 +34,10 @@ pub struct Orchestrated {
     pub(super) held: OutageHold,
     /// The DynamoDB tier, when `PUBLISHER_TABLE` is set.
     pub(super) tier: Option<RuntimeTier>,
+    /// Held after a call found the table out of reach: lookups skip the
+    /// tier, as they do when it fails, without waiting for the SDK's tries
+    /// first, until a read of the table answers.
+    table_out_of_reach: OutageHold,
     /// How long a refresh may take: the lease other instances respect.
     pub(super) lease_window: Duration,
     /// How long an instance without any copy waits for another's refresh.
@@ -95,6 +102,7 @@ impl Orchestrated {
             runtime_flights: SingleFlight::default(),
             held: OutageHold::new(cache.runtime_max_size, clock.clone()),
             tier: None,
+            table_out_of_reach: OutageHold::new(1, clock.clone()),
             lease_window,
             lease_wait: settings.timeout,
             credentials: CredentialCache::new(
@@ -125,6 +133,14 @@ impl Orchestrated {
 
     pub fn tier(&self) -> Option<&RuntimeTier> {
         self.tier.as_ref()
+    }
+
+    /// The tier for a request's lookup: none while the table is held out of
+    /// reach (except for the one lookup due to try it again).
+    fn reachable_tier(&self) -> Option<&RuntimeTier> {
+        self.tier
+            .as_ref()
+            .filter(|_| !self.table_out_of_reach.is_held(TABLE))
     }
 
     /// Fresh memory, else (once per host and instance) the table, another
@@ -201,8 +217,10 @@ impl Orchestrated {
             Some(RuntimeEntry::Found(config)) => Some(config),
             None => None,
         };
-        let Some(tier) = &self.tier else {
-            return self.refresh_or_stale(host, request_id, memory, false).await;
+        let Some(tier) = self.reachable_tier() else {
+            return self
+                .refresh_or_stale(None, host, request_id, memory, false)
+                .await;
         };
         let view = self.table_view(tier, host, request_id, false).await;
         if let Some(until) = view.not_found_until {
@@ -246,7 +264,7 @@ impl Orchestrated {
             }
             Turn::Refresh { leased } => {
                 let result = self
-                    .refresh_or_stale(host, request_id, stale, clear_marker)
+                    .refresh_or_stale(Some(tier), host, request_id, stale, clear_marker)
                     .await;
                 if leased {
                     // An outage keeps the lease, marked, until it runs out:
@@ -269,17 +287,18 @@ impl Orchestrated {
         }
     }
 
-    /// Calls the orchestrator; on an outage, serves `stale` when it is within
-    /// max-stale.
+    /// Calls the orchestrator and writes its answer to `tier`; on an outage,
+    /// serves `stale` when it is within max-stale.
     async fn refresh_or_stale(
         &self,
+        tier: Option<&RuntimeTier>,
         host: &str,
         request_id: &str,
         stale: Option<Arc<RuntimeConfig>>,
         clear_marker: bool,
     ) -> Result<Arc<RuntimeConfig>, SourceError> {
         match self
-            .fetch_runtime(host, request_id, clear_marker)
+            .fetch_runtime(tier, host, request_id, clear_marker)
             .await
             .result
         {
@@ -300,12 +319,13 @@ impl Orchestrated {
         }
     }
 
-    /// One orchestrator lookup, written to memory and the table. A 404 is
+    /// One orchestrator lookup, written to memory and `tier`. A 404 is
     /// remembered in memory and, for the fleet, as the host's `NOTFOUND`
     /// item, and deletes the table's copy; a config found deletes the
     /// `NOTFOUND` item when `clear_marker` says there is one.
     pub(super) async fn fetch_runtime(
         &self,
+        tier: Option<&RuntimeTier>,
         host: &str,
         request_id: &str,
         clear_marker: bool,
@@ -326,7 +346,7 @@ impl Orchestrated {
         };
         let Some((parsed, envelope)) = parsed else {
             self.runtime.insert_not_found(host, None);
-            let replaced = match &self.tier {
+            let replaced = match tier {
                 Some(tier) => {
                     let replaced = tier.delete(host).await.unwrap_or_else(|error| {
                         self.tier_failed(host, request_id, &error);
@@ -356,7 +376,7 @@ impl Orchestrated {
         ));
         self.runtime.insert(host, config.clone());
         self.held.end(host);
-        let replaced = match &self.tier {
+        let replaced = match tier {
             Some(tier) => {
                 if clear_marker {
                     if let Err(error) = tier.delete_not_found(host).await {
@@ -429,7 +449,10 @@ impl Orchestrated {
         consistent: bool,
     ) -> TableView {
         let items = match tier.get(host, consistent).await {
-            Ok(items) => items,
+            Ok(items) => {
+                self.table_out_of_reach.end(TABLE);
+                items
+            }
             Err(error) => {
                 self.tier_failed(host, request_id, &error);
                 return TableView::default();
@@ -484,6 +507,9 @@ impl Orchestrated {
     }
 
     pub(super) fn tier_failed(&self, host: &str, request_id: &str, error: &TierError) {
+        if error.is_out_of_reach() {
+            self.table_out_of_reach.start(TABLE);
+        }
         self.counters.incr(Counter::RuntimeDynamoError);
         tracing::warn!(request_id, host, %error, "DynamoDB tier skipped");
     }

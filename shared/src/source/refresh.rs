@@ -36,7 +36,9 @@ impl Orchestrated {
             Some(RuntimeEntry::Found(config)) => Some(config.config_version.clone()),
             _ => None,
         };
-        let fetched = self.fetch_runtime(host, request_id, true).await;
+        let fetched = self
+            .fetch_runtime(self.tier.as_ref(), host, request_id, true)
+            .await;
         let previous = match self.tier {
             Some(_) => fetched.replaced,
             None => in_memory,

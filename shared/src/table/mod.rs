@@ -54,6 +54,13 @@ impl DynamoError {
         }
     }
 
+    /// Whether the table is out of reach rather than refusing this one call:
+    /// no connection, no answer in time, or throttled.
+    pub fn is_out_of_reach(&self) -> bool {
+        let reason = self.reason.as_str();
+        matches!(reason, "timeout" | "unreachable") || THROTTLING_CODES.contains(&reason)
+    }
+
     /// Describes an SDK error by its code or its kind, and counts it (a
     /// failed condition is an answer, not an error).
     pub fn from_sdk<E, R>(operation: &'static str, error: &SdkError<E, R>) -> Self
