@@ -128,14 +128,20 @@ impl OrchestratorClient {
         }
     }
 
-    /// Whether a caller that has something to fall back on (a stale copy,
-    /// the services it has) should use it instead of calling: true from the
-    /// moment an attempt finds the orchestrator out of reach until an answer
-    /// comes, or for 15 s after the last such attempt, except for the one
-    /// caller due to try again. Every host's first request of an outage then
-    /// costs no retries, not only each host's second.
+    /// Whether the orchestrator is held out of reach: from the moment an
+    /// attempt finds it so until an answer comes, or for 15 s after the last
+    /// such attempt.
     pub fn is_out_of_reach(&self) -> bool {
         self.out_of_reach.is_held(ORCHESTRATOR)
+    }
+
+    /// Whether a caller about to call, with something to fall back on (a
+    /// stale copy), should use it instead: while the orchestrator is held
+    /// out of reach, except for the one caller due to try again after the
+    /// hold ([`OutageHold::should_wait`]). Only the call that found the
+    /// outage then waits for the retries, not each host's first.
+    pub fn should_wait(&self) -> bool {
+        self.out_of_reach.should_wait(ORCHESTRATOR)
     }
 
     /// The pace of this process's calls (the warmup sets a rate).

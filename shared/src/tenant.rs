@@ -295,7 +295,7 @@ impl TenantRegistry {
             if set
                 .config
                 .within_max_stale(self.clients.clock.now(), self.max_stale)
-                && (self.held.is_held(&config.tenant) || self.source.is_out_of_reach())
+                && (self.source.is_out_of_reach() || self.held.should_wait(&config.tenant))
             {
                 return Ok(set.clone());
             }

@@ -191,6 +191,32 @@ async fn a_stale_table_copy_is_served_through_an_outage() {
 }
 
 #[tokio::test]
+async fn while_the_orchestrator_is_out_of_reach_a_fresh_table_copy_is_still_served() {
+    let s = Setup::new().await;
+    s.fake.put_runtime(VERMONT, with_ttl(1));
+    s.fake
+        .put_runtime(MAPLE, envelope_for("maple", &with_ttl(1)));
+    let vars = [("RUNTIME_CONFIG_MAX_STALE_SECONDS", "600"), FAST_FAIL];
+    let (a, b) = (s.instance(&vars), s.instance(&vars));
+    for host in [VERMONT, MAPLE] {
+        assert_eq!(features(&b, host).await.0, StatusCode::OK);
+    }
+    s.clock.advance(Duration::from_millis(1100));
+    // B finds the orchestrator throttling: out of reach for B.
+    s.fake.fail_next_runtime(1, 429, None);
+    assert_eq!(features(&b, VERMONT).await.0, StatusCode::OK);
+    assert_eq!(counter(&b, Counter::RuntimeStaleServe), 1);
+    // A, which never saw it, refreshes maple into the table.
+    assert_eq!(features(&a, MAPLE).await.0, StatusCode::OK);
+    // B takes that copy from the table, not its own stale one.
+    let asked = s.fake.runtime_calls();
+    assert_eq!(features(&b, MAPLE).await.0, StatusCode::OK);
+    assert_eq!(counter(&b, Counter::RuntimeStaleServe), 1);
+    assert_eq!(counter(&b, Counter::RuntimeDynamoHit), 1);
+    assert_eq!(s.fake.runtime_calls(), asked);
+}
+
+#[tokio::test]
 async fn a_table_copy_beyond_max_stale_is_not_served() {
     let s = Setup::new().await;
     s.fake.put_runtime(VERMONT, with_ttl(1));

@@ -43,12 +43,19 @@ impl OutageHold {
         self.until.invalidate(key);
     }
 
-    /// Whether the caller should do without `key`'s service for now. A key
-    /// whose hold ran out is held again at once, and this one caller is
-    /// told to try: [`start`](Self::start) or [`end`](Self::end) with
-    /// its outcome. A try that ends neither way leaves the others held for
-    /// one more [`OUTAGE_HOLD`].
+    /// Whether `key` is held now.
     pub fn is_held(&self, key: &str) -> bool {
+        self.until
+            .get(key)
+            .is_some_and(|until| self.clock.now() < until)
+    }
+
+    /// Whether the caller should do without `key`'s service for now: while
+    /// held, yes. A key whose hold ran out is held again at once, and this
+    /// one caller is told to try, and to report with [`start`](Self::start)
+    /// or [`end`](Self::end); a try that does neither leaves the others held
+    /// for one more [`OUTAGE_HOLD`].
+    pub fn should_wait(&self, key: &str) -> bool {
         let now = self.clock.now();
         let mut held = false;
         self.until
@@ -76,18 +83,24 @@ mod tests {
     fn a_key_is_held_for_the_hold_only() {
         let clock = Clock::manual_now();
         let hold = OutageHold::new(10, clock.clone());
-        assert!(!hold.is_held("a"));
+        assert!(!hold.should_wait("a"));
         hold.start("a");
+        assert!(hold.should_wait("a"));
         assert!(hold.is_held("a"));
-        assert!(!hold.is_held("b"));
+        assert!(!hold.should_wait("b"));
         clock.advance(OUTAGE_HOLD - Duration::from_millis(1));
-        assert!(hold.is_held("a"));
+        assert!(hold.should_wait("a"));
         clock.advance(Duration::from_millis(1));
-        assert!(!hold.is_held("a"), "the first caller after the hold tries");
-        assert!(hold.is_held("a"), "the others wait for its outcome");
+        assert!(!hold.is_held("a"), "looking does not take the turn");
+        assert!(
+            !hold.should_wait("a"),
+            "the first caller after the hold tries"
+        );
+        assert!(hold.should_wait("a"), "the others wait for its outcome");
         assert!(hold.is_held("a"));
         hold.end("a");
-        assert!(!hold.is_held("a"));
+        assert!(!hold.should_wait("a"));
+        assert!(!hold.should_wait("a"));
         assert!(!hold.is_held("a"));
     }
 
@@ -97,16 +110,16 @@ mod tests {
         let hold = OutageHold::new(10, clock.clone());
         hold.start("a");
         clock.advance(OUTAGE_HOLD);
-        assert!(!hold.is_held("a"));
+        assert!(!hold.should_wait("a"));
         hold.start("a");
         clock.advance(OUTAGE_HOLD - Duration::from_millis(1));
-        assert!(hold.is_held("a"), "held from the failed try on");
+        assert!(hold.should_wait("a"), "held from the failed try on");
         clock.advance(Duration::from_millis(1));
         // This try never reports: the others are held for one more hold.
-        assert!(!hold.is_held("a"));
+        assert!(!hold.should_wait("a"));
         clock.advance(OUTAGE_HOLD - Duration::from_millis(1));
-        assert!(hold.is_held("a"));
+        assert!(hold.should_wait("a"));
         clock.advance(Duration::from_millis(1));
-        assert!(!hold.is_held("a"));
+        assert!(!hold.should_wait("a"));
     }
 }

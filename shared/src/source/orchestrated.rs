@@ -140,7 +140,7 @@ impl Orchestrated {
     fn reachable_tier(&self) -> Option<&RuntimeTier> {
         self.tier
             .as_ref()
-            .filter(|_| !self.table_out_of_reach.is_held(TABLE))
+            .filter(|_| !self.table_out_of_reach.should_wait(TABLE))
     }
 
     /// Fresh memory, else (once per host and instance) the table, another
@@ -163,7 +163,7 @@ impl Orchestrated {
             }
             Some(RuntimeEntry::Found(config))
                 if config.within_max_stale(now, self.cache.max_stale)
-                    && (self.held.is_held(host) || self.client.is_out_of_reach()) =>
+                    && self.held.should_wait(host) =>
             {
                 self.counters
                     .incr_for(Counter::RuntimeStaleServe, &config.tenant);
@@ -297,25 +297,29 @@ impl Orchestrated {
         stale: Option<Arc<RuntimeConfig>>,
         clear_marker: bool,
     ) -> Result<Arc<RuntimeConfig>, SourceError> {
-        match self
-            .fetch_runtime(tier, host, request_id, clear_marker)
-            .await
-            .result
-        {
-            Err(SourceError::Unavailable) => match stale {
-                Some(config) if config.within_max_stale(self.clock.now(), self.cache.max_stale) => {
-                    tracing::warn!(
-                        request_id,
-                        tenant = %config.tenant,
-                        config_version = %config.config_version,
-                        "orchestrator unavailable; serving a stale runtime config"
-                    );
-                    self.held.start(host);
-                    Ok(config)
-                }
-                _ => Err(SourceError::Unavailable),
-            },
-            other => other,
+        let stale =
+            stale.filter(|config| config.within_max_stale(self.clock.now(), self.cache.max_stale));
+        let result = match &stale {
+            // Out of reach for every host: not tried for this one either.
+            Some(_) if self.client.should_wait() => Err(SourceError::Unavailable),
+            _ => {
+                self.fetch_runtime(tier, host, request_id, clear_marker)
+                    .await
+                    .result
+            }
+        };
+        match (result, stale) {
+            (Err(SourceError::Unavailable), Some(config)) => {
+                tracing::warn!(
+                    request_id,
+                    tenant = %config.tenant,
+                    config_version = %config.config_version,
+                    "orchestrator unavailable; serving a stale runtime config"
+                );
+                self.held.start(host);
+                Ok(config)
+            }
+            (result, _) => result,
         }
     }
 
