@@ -309,7 +309,9 @@ impl Orchestrated {
             }
         };
         match (result, stale) {
-            (Err(SourceError::Unavailable), Some(config)) => {
+            (Err(SourceError::Unavailable), Some(config))
+                if config.within_max_stale(self.clock.now(), self.cache.max_stale) =>
+            {
                 tracing::warn!(
                     request_id,
                     tenant = %config.tenant,
