@@ -5,8 +5,9 @@
 //!   moto's DynamoDB). While no fault is set it forwards every request to its
 //!   upstream and the answer back; with a fault set it answers every request
 //!   with that fault instead. It keeps its address through
-//!   [`Fault::Refused`] (it closes its port and opens it again), so the
-//!   functions under test keep their settings. No fake needs to know about it.
+//!   [`Fault::Refused`] (it stops listening on its port, keeping it bound,
+//!   and listens again), so the functions under test keep their settings.
+//!   No fake needs to know about it.
 //! - [`SmtpFault`]: an SMTP server that answers every connection with one
 //!   fault, in SMTP's terms.
 
@@ -25,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use futures::stream::{self, Stream, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use crate::fake_server::{lock, FakeServer, Received, Recorder};
 
@@ -106,8 +107,27 @@ struct Shared {
 pub struct FaultProxy {
     shared: Arc<Shared>,
     addr: SocketAddr,
-    /// `None` while refusing connections.
-    server: tokio::sync::Mutex<Option<FakeServer>>,
+    server: tokio::sync::Mutex<Port>,
+}
+
+/// A proxy's port: served, or refusing connections.
+enum Port {
+    Serving(FakeServer),
+    /// Bound without listening ([`refusing`]); the socket is only held.
+    Refusing {
+        _socket: Option<TcpSocket>,
+    },
+}
+
+/// A socket bound to `addr` that never listens: every connection to it is
+/// refused, and no other server (of a test running alongside) can take the
+/// port meanwhile, as it could a port merely closed. `None` if the port
+/// cannot be bound (then it is merely closed).
+fn refusing(addr: SocketAddr) -> Option<TcpSocket> {
+    let socket = TcpSocket::new_v4().ok()?;
+    socket.set_reuseaddr(true).ok()?;
+    socket.bind(addr).ok()?;
+    Some(socket)
 }
 
 impl FaultProxy {
@@ -132,7 +152,7 @@ impl FaultProxy {
         FaultProxy {
             shared,
             addr,
-            server: tokio::sync::Mutex::new(Some(server)),
+            server: tokio::sync::Mutex::new(Port::Serving(server)),
         }
     }
 
@@ -152,28 +172,35 @@ impl FaultProxy {
     }
 
     /// Sets the fault every request gets from now on (`None`: forward);
-    /// forgets the requests seen so far. [`Fault::Refused`] closes the port
-    /// (and waits until it is closed); anything else opens it again.
+    /// forgets the requests seen so far. [`Fault::Refused`] stops listening
+    /// (and waits until the port refuses); anything else listens again.
     pub async fn set(&self, fault: Option<Fault>) {
         *lock(&self.shared.fault) = fault;
         self.shared.seen.clear();
-        let mut server = self.server.lock().await;
-        match (fault, server.is_some()) {
-            (Some(Fault::Refused), true) => {
-                if let Some(running) = server.take() {
+        let mut port = self.server.lock().await;
+        match (fault, &*port) {
+            (Some(Fault::Refused), Port::Serving(_)) => {
+                if let Port::Serving(running) =
+                    std::mem::replace(&mut *port, Port::Refusing { _socket: None })
+                {
                     // The port closes at once; connections still open may
                     // take longer to finish, which nobody waits for.
                     let _ =
                         tokio::time::timeout(Duration::from_secs(2), running.shutdown_and_wait())
                             .await;
                 }
+                *port = Port::Refusing {
+                    _socket: refusing(self.addr),
+                };
             }
-            (Some(Fault::Refused), false) | (_, true) => {}
-            (_, false) => {
+            (Some(Fault::Refused), Port::Refusing { .. }) | (_, Port::Serving(_)) => {}
+            (_, Port::Refusing { .. }) => {
+                // Frees the port for the listener.
+                *port = Port::Refusing { _socket: None };
                 let bound = FakeServer::bind_to(self.addr)
                     .await
                     .unwrap_or_else(|e| panic!("{}: bind {}: {e}", self.shared.name, self.addr));
-                *server = Some(bound.serve(router(self.shared.clone())));
+                *port = Port::Serving(bound.serve(router(self.shared.clone())));
             }
         }
     }
@@ -318,13 +345,16 @@ async fn forward(shared: &Shared, request: Received) -> Response {
 }
 
 /// An SMTP server that answers every connection with one fault (for
-/// [`Fault::Refused`], a port nothing listens on). Stops when dropped.
+/// [`Fault::Refused`], a port bound that nothing listens on). Stops when
+/// dropped.
 pub struct SmtpFault {
     pub port: u16,
     connections: Arc<AtomicUsize>,
     /// Oversized or trickling greetings sent to their very end.
     finished: Arc<AtomicUsize>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// The refusing port's socket, held for as long as the fault lives.
+    _refusing: Option<TcpSocket>,
 }
 
 impl Drop for SmtpFault {
@@ -340,11 +370,14 @@ impl SmtpFault {
         let connections = Arc::new(AtomicUsize::new(0));
         let finished = Arc::new(AtomicUsize::new(0));
         if fault == Fault::Refused {
+            let socket = refusing(SocketAddr::from(([127, 0, 0, 1], 0)))
+                .expect("SMTP fault: bind 127.0.0.1:0");
             return SmtpFault {
-                port: crate::moto::free_port(),
+                port: socket.local_addr().expect("SMTP fault: address").port(),
                 connections,
                 finished,
                 task: None,
+                _refusing: Some(socket),
             };
         }
         let listener = TcpListener::bind("127.0.0.1:0")
@@ -370,6 +403,7 @@ impl SmtpFault {
             connections,
             finished,
             task: Some(task),
+            _refusing: None,
         }
     }
 
