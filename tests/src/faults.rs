@@ -130,6 +130,30 @@ fn refusing(addr: SocketAddr) -> Option<TcpSocket> {
     Some(socket)
 }
 
+/// A port of 127.0.0.1 that refuses every connection for as long as this
+/// value lives ([`refusing`]): where a test needs an address nothing
+/// answers on.
+pub struct RefusingPort {
+    _socket: TcpSocket,
+    pub port: u16,
+}
+
+impl RefusingPort {
+    pub fn bind() -> RefusingPort {
+        let socket = refusing(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind 127.0.0.1:0");
+        let port = socket.local_addr().expect("a bound address").port();
+        RefusingPort {
+            _socket: socket,
+            port,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
 impl FaultProxy {
     /// A proxy on a free port of 127.0.0.1 forwarding to `upstream`
     /// (`http://host:port`, no trailing slash).
@@ -353,8 +377,8 @@ pub struct SmtpFault {
     /// Oversized or trickling greetings sent to their very end.
     finished: Arc<AtomicUsize>,
     task: Option<tokio::task::JoinHandle<()>>,
-    /// The refusing port's socket, held for as long as the fault lives.
-    _refusing: Option<TcpSocket>,
+    /// The refusing port, held for as long as the fault lives.
+    _refusing: Option<RefusingPort>,
 }
 
 impl Drop for SmtpFault {
@@ -370,14 +394,13 @@ impl SmtpFault {
         let connections = Arc::new(AtomicUsize::new(0));
         let finished = Arc::new(AtomicUsize::new(0));
         if fault == Fault::Refused {
-            let socket = refusing(SocketAddr::from(([127, 0, 0, 1], 0)))
-                .expect("SMTP fault: bind 127.0.0.1:0");
+            let refusing = RefusingPort::bind();
             return SmtpFault {
-                port: socket.local_addr().expect("SMTP fault: address").port(),
+                port: refusing.port,
                 connections,
                 finished,
                 task: None,
-                _refusing: Some(socket),
+                _refusing: Some(refusing),
             };
         }
         let listener = TcpListener::bind("127.0.0.1:0")

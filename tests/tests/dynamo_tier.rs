@@ -13,6 +13,7 @@ use publisher::metrics::Counter;
 use publisher::source::SourceError;
 use publisher::table::Table;
 use publisher_tests::fake_orchestrator::{envelope_for, samples, FakeOrchestrator};
+use publisher_tests::faults::RefusingPort;
 use publisher_tests::harness::{fake_with_samples, get, router};
 use publisher_tests::moto::Moto;
 use publisher_tests::tables::{
@@ -237,8 +238,8 @@ async fn a_table_copy_beyond_max_stale_is_not_served() {
 #[tokio::test]
 async fn an_unreachable_table_never_fails_a_request() {
     let fake = fake_with_samples().await;
-    let closed = format!("http://127.0.0.1:{}", publisher_tests::moto::free_port());
-    let (table, _) = table_at(&closed, TABLE);
+    let closed = RefusingPort::bind();
+    let (table, _) = table_at(&closed.url(), TABLE);
     let app = app_on_table(&fake, Some(table), &[]);
     let (status, body) = features(&app, VERMONT).await;
     assert_eq!(status, StatusCode::OK);
@@ -253,8 +254,8 @@ async fn an_unreachable_table_never_fails_a_request() {
 #[tokio::test]
 async fn an_unreachable_table_is_skipped_until_the_hold_is_over() {
     let fake = fake_with_samples().await;
-    let closed = format!("http://127.0.0.1:{}", publisher_tests::moto::free_port());
-    let (table, calls) = table_at(&closed, TABLE);
+    let closed = RefusingPort::bind();
+    let (table, calls) = table_at(&closed.url(), TABLE);
     let app = app_on_table(&fake, Some(table), &[]);
     assert_eq!(features(&app, VERMONT).await.0, StatusCode::OK);
     let tried = calls.get();

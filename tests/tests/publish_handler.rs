@@ -266,9 +266,9 @@ async fn every_publisher_down_nothing_is_archived_or_recorded_and_a_retry_publis
     let (_moto, table) = moto_table("publisher-down").await;
     world.put_samples(&["07-meadow.jpg"]);
     world.telegram.set_down(true);
-    let closed = publisher_tests::moto::free_port();
+    let closed = publisher_tests::faults::RefusingPort::bind();
     world.put_tenant(HOST, TENANT, |e| {
-        e["config"]["email_server"]["port"] = closed.into()
+        e["config"]["email_server"]["port"] = closed.port.into()
     });
     let event =
         json!({"detail-type": "Scheduled Event", "id": "evt-down-1", "detail": {"host": HOST}});
@@ -299,7 +299,9 @@ async fn every_publisher_down_nothing_is_archived_or_recorded_and_a_retry_publis
 
     // The retry, on another instance, with the services back.
     world.telegram.set_down(false);
-    let smtp = SmtpServer::start_on(closed, FROM, publisher_tests::smtp::PASSWORD);
+    let port = closed.port;
+    drop(closed);
+    let smtp = SmtpServer::start_on(port, FROM, publisher_tests::smtp::PASSWORD);
     let ca = smtp.ca_file().to_string_lossy().into_owned();
     let app = world.app(Some(table.clone()), &[("SMTP_TLS_CA_FILE", ca.as_str())]);
     let retry = app;
@@ -682,8 +684,8 @@ async fn openai_failures_are_retried_and_answers_fall_back() {
 async fn the_bot_token_never_reaches_a_summary() {
     let world = World::start().await;
     world.put_samples(&["01-dawn.jpg"]);
-    let closed = format!("http://127.0.0.1:{}", publisher_tests::moto::free_port());
-    let app = world.app(None, &[("TELEGRAM_API_URL", closed.as_str())]);
+    let closed = publisher_tests::faults::RefusingPort::bind();
+    let app = world.app(None, &[("TELEGRAM_API_URL", closed.url().as_str())]);
     let workflow = app;
     let answer = invoke(&workflow, json!({"host": HOST})).await;
     let summary = only(&answer);

@@ -29,8 +29,8 @@ async fn a_run_logs_its_timing_and_no_secret() {
     assert_eq!(answer["results"][0]["status"], "published", "{answer:#}");
 
     // Telegram unreachable: reqwest's error would carry the URL with the token.
-    let closed = format!("http://127.0.0.1:{}", publisher_tests::moto::free_port());
-    let app = world.app(None, &[("TELEGRAM_API_URL", closed.as_str())]);
+    let closed = publisher_tests::faults::RefusingPort::bind();
+    let app = world.app(None, &[("TELEGRAM_API_URL", closed.url().as_str())]);
     let unreachable = app;
     let answer = publish::handle(&unreachable, json!({"host": HOST}), None, "req-logs-2")
         .await
