@@ -802,8 +802,8 @@ mod tests {
         assert_eq!(defaults.web.image_cache_ttl, Duration::from_secs(30));
         assert!(defaults.statics.dir.is_none());
 
-        let dir = std::env::temp_dir().join(format!("settings-static-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).expect("dir");
+        let scratch = tempfile::tempdir().expect("dir");
+        let dir = scratch.path();
         std::fs::write(
             dir.join("service_limits.yaml"),
             "ai:\n  rate_per_minute: 7\nweb:\n  image_cache_ttl_seconds: 90\n",
@@ -834,7 +834,6 @@ mod tests {
                 && text.contains("service_limits.yaml, line 2, key ai.rate_per_minute"),
             "{text}"
         );
-        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 
     #[test]

@@ -216,15 +216,14 @@ mod tests {
 
     #[test]
     fn headers_and_messages_come_from_the_file() {
-        let dir = std::env::temp_dir().join(format!("preview-text-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
         std::fs::write(
             dir.join("preview_text.yaml"),
             "headers:\n  analysis: BILDANALYSE\nmessages:\n  mood: \"Stimmung = {text}\"\n",
         )
         .unwrap();
-        let statics = StaticConfig::load(Some(&dir)).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
+        let statics = StaticConfig::load(Some(dir)).unwrap();
         let text = render(&[preview_summary()], &statics, 20);
         assert!(text.contains("── BILDANALYSE "), "{text}");
         assert!(text.contains("Stimmung = calm"), "{text}");

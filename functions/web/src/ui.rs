@@ -165,15 +165,13 @@ mod tests {
 
     #[test]
     fn texts_are_escaped_and_the_script_is_the_same_in_every_language() {
-        let dir = std::env::temp_dir().join(format!("ui-texts-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::tempdir().unwrap();
         std::fs::write(
-            dir.join("web_ui_text.de.yaml"),
+            dir.path().join("web_ui_text.de.yaml"),
             "title: \"<script>alert(1)</script> & 'x'\"\nbuttons:\n  keep: \"Behalten\\\"><img src=x>\"\n",
         )
         .unwrap();
-        let statics = Arc::new(StaticConfig::load(Some(&dir)).unwrap());
-        std::fs::remove_dir_all(&dir).unwrap();
+        let statics = Arc::new(StaticConfig::load(Some(dir.path())).unwrap());
         let pages = Pages::new(statics);
         let de = &pages.html["de"];
         assert!(de.contains("<html lang=\"de\">"));

@@ -1,32 +1,15 @@
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use super::*;
 use crate::config::{CaptionTarget, SubjectMode};
 
-/// A scratch directory of static files, removed when dropped.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn with(files: &[(&str, &str)]) -> Dir {
-        let dir = std::env::temp_dir().join(format!("static-config-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        for (name, text) in files {
-            std::fs::write(dir.join(name), text).expect("write");
-        }
-        Dir(dir)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn load(files: &[(&str, &str)]) -> Result<StaticConfig, StaticConfigError> {
-    let dir = Dir::with(files);
-    StaticConfig::load(Some(&dir.0))
+    let dir = tempfile::tempdir().expect("scratch dir");
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).expect("write");
+    }
+    StaticConfig::load(Some(dir.path()))
 }
 
 fn refused(files: &[(&str, &str)]) -> StaticConfigError {
@@ -426,7 +409,8 @@ fn unknown_files_and_directories_stop_the_start() {
     assert!(e.reason.contains("unknown file"), "{e}");
     // Other files are not the loader's business.
     load(&[("README.md", "# notes"), (".hidden.yaml", "x: [")]).expect("ignored");
-    let missing = std::env::temp_dir().join(format!("no-such-{}", uuid::Uuid::new_v4()));
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let missing = scratch.path().join("no-such-directory");
     let e = StaticConfig::load(Some(&missing)).expect_err("missing directory");
     assert!(e.reason.contains("cannot read the directory"), "{e}");
 }

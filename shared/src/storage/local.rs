@@ -315,11 +315,10 @@ mod tests {
 
     #[test]
     fn file_hash_equals_content_hash() {
-        let dir = std::env::temp_dir().join(format!("local-hash-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).expect("dir");
+        let dir = tempfile::tempdir().expect("dir");
         for len in [0usize, 3, 4 * 1024 * 1024, 4 * 1024 * 1024 + 7] {
             let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
-            let file = dir.join("f");
+            let file = dir.path().join("f");
             std::fs::write(&file, &data).expect("write");
             assert_eq!(
                 hash_file(&file).expect("hash"),
@@ -327,6 +326,5 @@ mod tests {
                 "{len}"
             );
         }
-        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }
