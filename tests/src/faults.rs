@@ -113,39 +113,37 @@ pub struct FaultProxy {
 /// A proxy's port: served, or refusing connections.
 enum Port {
     Serving(FakeServer),
-    /// Bound without listening ([`refusing`]); the socket is only held.
+    /// Held only; `None` if the port could not be bound again (then it is
+    /// merely closed).
     Refusing {
-        _socket: Option<TcpSocket>,
+        _held: Option<RefusingPort>,
     },
 }
 
-/// A socket bound to `addr` that never listens: every connection to it is
-/// refused, and no other server (of a test running alongside) can take the
-/// port meanwhile, as it could a port merely closed. `None` if the port
-/// cannot be bound (then it is merely closed).
-fn refusing(addr: SocketAddr) -> Option<TcpSocket> {
-    let socket = TcpSocket::new_v4().ok()?;
-    socket.set_reuseaddr(true).ok()?;
-    socket.bind(addr).ok()?;
-    Some(socket)
-}
-
-/// A port of 127.0.0.1 that refuses every connection for as long as this
-/// value lives ([`refusing`]): where a test needs an address nothing
-/// answers on.
+/// A port that refuses every connection for as long as this value lives:
+/// bound, never listening, so that no other server (of a test running
+/// alongside) can take it meanwhile, as it could a port merely closed or
+/// found free. For a test that needs an address nothing answers on.
 pub struct RefusingPort {
     _socket: TcpSocket,
     pub port: u16,
 }
 
 impl RefusingPort {
+    /// A free port of 127.0.0.1.
     pub fn bind() -> RefusingPort {
-        let socket = refusing(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind 127.0.0.1:0");
-        let port = socket.local_addr().expect("a bound address").port();
-        RefusingPort {
+        RefusingPort::at(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind 127.0.0.1:0")
+    }
+
+    fn at(addr: SocketAddr) -> Option<RefusingPort> {
+        let socket = TcpSocket::new_v4().ok()?;
+        socket.set_reuseaddr(true).ok()?;
+        socket.bind(addr).ok()?;
+        let port = socket.local_addr().ok()?.port();
+        Some(RefusingPort {
             _socket: socket,
             port,
-        }
+        })
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -205,7 +203,7 @@ impl FaultProxy {
         match (fault, &*port) {
             (Some(Fault::Refused), Port::Serving(_)) => {
                 if let Port::Serving(running) =
-                    std::mem::replace(&mut *port, Port::Refusing { _socket: None })
+                    std::mem::replace(&mut *port, Port::Refusing { _held: None })
                 {
                     // The port closes at once; connections still open may
                     // take longer to finish, which nobody waits for.
@@ -214,13 +212,13 @@ impl FaultProxy {
                             .await;
                 }
                 *port = Port::Refusing {
-                    _socket: refusing(self.addr),
+                    _held: RefusingPort::at(self.addr),
                 };
             }
             (Some(Fault::Refused), Port::Refusing { .. }) | (_, Port::Serving(_)) => {}
             (_, Port::Refusing { .. }) => {
                 // Frees the port for the listener.
-                *port = Port::Refusing { _socket: None };
+                *port = Port::Refusing { _held: None };
                 let bound = FakeServer::bind_to(self.addr)
                     .await
                     .unwrap_or_else(|e| panic!("{}: bind {}: {e}", self.shared.name, self.addr));
